@@ -1,0 +1,1152 @@
+/*
+ * session.c - the SMTP state machine: one input line in, replies and events out.
+ *
+ * It must never touch the world: no fds, clock, environment or random source.  The
+ * shell hands in lines (bounded by its reader) and the persona; queue files and the
+ * event sink are reached only through struct session_ops.  Reply texts are Postfix
+ * 3.7's (Debian 12), each with its enhanced status code (RFC 3463), kept in one
+ * catalogue below.  The persona accepts any relay and any AUTH: that is the bait.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "b64.h"
+#include "session.h"
+
+#define ADDR_MAX	1024	/* an address kept for events (bounded by the line) */
+#define HELO_MAX	256	/* HELO name kept for events */
+#define RCPT_LIST_MAX	4096	/* the comma-joined recipients of message_accepted */
+#define AUTH_MAX	2048	/* decoded AUTH response */
+#define JUNK_MAX	100	/* smtpd_junk_command_limit */
+
+/* States as bits, so a command table row says where a verb is legal with one mask. */
+enum {
+	S_IDLE = 1 << 0,	/* no transaction */
+	S_MAIL = 1 << 1,	/* after MAIL FROM */
+	S_RCPT = 1 << 2,	/* after at least one RCPT TO */
+	S_DATA = 1 << 3,	/* reading a DATA body */
+	S_BDAT = 1 << 4,	/* reading a BDAT chunk (raw bytes) */
+	S_AUTH = 1 << 5,	/* in an AUTH dialogue */
+	S_TX = S_MAIL | S_RCPT
+};
+
+/* The reply catalogue: Postfix's words. */
+enum reply_id {
+	R_GREETING, R_HELO, R_OK, R_MAIL_OK, R_RCPT_OK, R_DATA, R_QUEUED, R_BYE,
+	R_BDAT_OK, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY,
+	R_HELO_SYNTAX, R_EHLO_SYNTAX, R_MAIL_SYNTAX, R_RCPT_SYNTAX, R_DATA_SYNTAX,
+	R_BDAT_SYNTAX, R_VRFY_SYNTAX, R_AUTH_SYNTAX, R_ETRN_SYNTAX,
+	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT, R_HELO_FIRST,
+	R_DATA_AFTER_BDAT, R_UNKNOWN, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
+	R_SIZE_EXCEEDED, R_FILE_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
+	R_UNSUPPORTED, R_BAD_BODY, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
+	R_AUTH_ABORTED, R_AUTH_DECODE, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
+	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
+};
+
+static const char *const catalogue[R_COUNT] = {
+	[R_GREETING] = "220 %s",
+	[R_HELO] = "250 %s",
+	[R_OK] = "250 2.0.0 Ok",
+	[R_MAIL_OK] = "250 2.1.0 Ok",
+	[R_RCPT_OK] = "250 2.1.5 Ok",
+	[R_DATA] = "354 End data with <CR><LF>.<CR><LF>",
+	[R_QUEUED] = "250 2.0.0 Ok: queued as %s",
+	[R_BYE] = "221 2.0.0 Bye",
+	[R_BDAT_OK] = "250 2.0.0 Ok: %lu bytes",
+	[R_AUTH_OK] = "235 2.7.0 Authentication successful",
+	[R_AUTH_USER] = "334 VXNlcm5hbWU6",
+	[R_AUTH_PASS] = "334 UGFzc3dvcmQ6",
+	[R_AUTH_EMPTY] = "334 ",
+	[R_HELO_SYNTAX] = "501 Syntax: HELO hostname",
+	[R_EHLO_SYNTAX] = "501 Syntax: EHLO hostname",
+	[R_MAIL_SYNTAX] = "501 5.5.4 Syntax: MAIL FROM:<address>",
+	[R_RCPT_SYNTAX] = "501 5.5.4 Syntax: RCPT TO:<address>",
+	[R_DATA_SYNTAX] = "501 5.5.4 Syntax: DATA",
+	[R_BDAT_SYNTAX] = "501 5.5.4 Syntax: BDAT count [LAST]",
+	[R_VRFY_SYNTAX] = "501 5.5.4 Syntax: VRFY address",
+	[R_AUTH_SYNTAX] = "501 5.5.4 Syntax: AUTH mechanism",
+	[R_ETRN_SYNTAX] = "500 Syntax: ETRN domain",
+	[R_NESTED_MAIL] = "503 5.5.1 Error: nested MAIL command",
+	[R_NEED_MAIL] = "503 5.5.1 Error: need MAIL command",
+	[R_NEED_RCPT] = "503 5.5.1 Error: need RCPT command",
+	[R_NO_RCPT] = "554 5.5.1 Error: no valid recipients",
+	[R_HELO_FIRST] = "503 5.5.1 Error: send HELO/EHLO first",
+	[R_DATA_AFTER_BDAT] = "503 5.5.1 Error: DATA after BDAT",
+	[R_UNKNOWN] = "502 5.5.2 Error: command not recognized",
+	[R_TOO_MANY_ERRORS] = "421 4.7.0 %s Error: too many errors",
+	[R_TIMEOUT] = "421 4.4.2 %s Error: timeout exceeded",
+	[R_TOO_MANY_RCPT] = "452 4.5.3 Error: too many recipients",
+	[R_SIZE_EXCEEDED] = "552 5.3.4 Message size exceeds fixed limit",
+	[R_FILE_TOO_BIG] = "552 5.3.4 Error: message file too big",
+	[R_QUEUE_WRITE] = "451 4.3.0 Error: queue file write error",
+	[R_BAD_SENDER] = "501 5.1.7 Bad sender address syntax",
+	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
+	[R_UNSUPPORTED] = "555 5.5.4 Unsupported option: %s",
+	[R_BAD_BODY] = "501 5.5.4 Bad BODY keyword value",
+	[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
+	[R_NON_SMTP] = "221 2.7.0 Error: I can break rules, too. Goodbye.",
+	[R_AUTH_ALREADY] = "503 5.5.1 Error: already authenticated",
+	[R_AUTH_IN_TX] = "503 5.5.1 Error: MAIL transaction in progress",
+	[R_AUTH_ABORTED] = "501 5.7.0 Authentication aborted",
+	[R_AUTH_DECODE] = "501 5.5.2 Cannot decode response",
+	[R_AUTH_MECH] = "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+	[R_VRFY] = "252 2.0.0 %s",
+	[R_USER_UNKNOWN] = "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
+	[R_ETRN] = "458 Unable to queue messages",
+	[R_TLS_UNAVAILABLE] = "502 5.5.1 Error: command not implemented",
+};
+
+/* The EHLO keywords of the persona, in the reference's order. */
+static const char *const ehlo_keywords[] = {
+	"PIPELINING", "SIZE %lu", "VRFY", "ETRN", "AUTH PLAIN LOGIN",
+	"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
+};
+
+/*
+ * Local users and aliases of a stock Debian 12 with Postfix: what VRFY and RCPT to a
+ * local domain find.  XXX: data of the persona; a later persona file may replace it.
+ */
+static const char *const local_users[] = {
+	"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
+	"uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody",
+	"systemd-network", "systemd-timesync", "messagebus", "postfix", "postmaster",
+};
+
+enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
+struct session {
+	const struct session_conf *conf;
+	const struct session_ops *ops;
+	unsigned state;
+	int helo_seen;
+	int authenticated;
+	int ended;			/* the disconnect event has been sent */
+	int skip_rest;			/* the command line was over-long: drop its rest */
+	unsigned errors;
+	unsigned junk;
+	unsigned delay_ms;		/* error sleeps owed before the next output */
+
+	char helo[HELO_MAX];
+	size_t helo_len;
+
+	/* the transaction */
+	char from[ADDR_MAX];
+	size_t from_len;
+	char rcpts[RCPT_LIST_MAX];
+	size_t rcpts_len;
+	unsigned nrcpt;
+	int bdat_seen;
+
+	/* the message being received */
+	int msg_open;
+	int msg_failed;			/* a write failed: answer 451 at the end */
+	int at_bol;			/* the next body line starts a line */
+	unsigned long body_bytes;
+	unsigned long bdat_left;
+	int bdat_last;
+	char qid[32];
+
+	/* an AUTH dialogue */
+	enum auth_step auth;
+	char auth_mech[32];
+	char auth_user[AUTH_MAX];
+	size_t auth_user_len;
+
+	char out[SESSION_OUT_MAX + 1024];
+	size_t out_len;
+};
+
+/* --- replies and events ------------------------------------------------------ */
+
+/* reply - append one catalogue reply; counts errors as Postfix does (4xx/5xx) */
+static void
+reply(struct session *s, enum reply_id id, ...)
+{
+	va_list ap;
+	size_t room = sizeof(s->out) - s->out_len;
+	int n;
+
+	if (s->errors >= s->conf->soft_errors)
+		s->delay_ms += s->conf->error_sleep_ms;
+	va_start(ap, id);
+	n = vsnprintf(s->out + s->out_len, room > 2 ? room - 2 : 0, catalogue[id], ap);
+	va_end(ap);
+	if (n < 0 || room < 3)
+		abort();
+	if ((size_t)n > room - 3)
+		n = (int)(room - 3);
+	s->out_len += (size_t)n;
+	s->out[s->out_len++] = '\r';
+	s->out[s->out_len++] = '\n';
+}
+
+/* field - add a field to an event under construction */
+static void
+field(struct event *ev, const char *name, const char *val, size_t len)
+{
+	if (ev->nfield >= EVENT_MAX_FIELDS)
+		abort();
+	ev->field[ev->nfield].name = name;
+	ev->field[ev->nfield].val = val;
+	ev->field[ev->nfield].len = len;
+	ev->nfield++;
+}
+
+static void
+fieldz(struct event *ev, const char *name, const char *val)
+{
+	field(ev, name, val, strlen(val));
+}
+
+static void
+emit(struct session *s, struct event *ev)
+{
+	if (s->ops->event != NULL)
+		s->ops->event(s->ops->ctx, ev);
+}
+
+static struct event
+event(enum event_type type, int priority)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.priority = priority;
+	return ev;
+}
+
+/* command_event - a command that has no event of its own: what was said, what came back */
+static void
+command_event(struct session *s, const char *verb, const char *line, size_t len)
+{
+	struct event ev = event(EV_COMMAND, 6);
+	const char *last = s->out + s->out_len;
+	char code[4] = "";
+
+	/* the reply code of the last reply this command produced */
+	if (s->out_len >= 5) {
+		const char *p = last - 2;
+
+		while (p > s->out && p[-1] != '\n')
+			p--;
+		memcpy(code, p, 3);
+	}
+	fieldz(&ev, "COMMAND", verb);
+	field(&ev, "VALUE", line, len);
+	fieldz(&ev, "REPLY", code);
+	emit(s, &ev);
+}
+
+/* --- helpers -------------------------------------------------------------------- */
+
+/* bounded_copy - copy at most size-1 bytes and return the length kept */
+static size_t
+bounded_copy(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len > size - 1)
+		len = size - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	return len;
+}
+
+/* printable - make client bytes safe to put into a reply: no CR, LF or controls */
+static void
+printable(char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c < 0x20 || c == 0x7f || c >= 0x80)
+			buf[i] = '?';
+	}
+}
+
+static void
+reset_transaction(struct session *s)
+{
+	if (s->msg_open && s->ops->msg_close != NULL)
+		s->ops->msg_close(s->ops->msg_ctx, 0);
+	s->msg_open = 0;
+	s->from_len = 0;
+	s->from[0] = '\0';
+	s->rcpts_len = 0;
+	s->rcpts[0] = '\0';
+	s->nrcpt = 0;
+	s->bdat_seen = 0;
+	s->body_bytes = 0;
+	s->msg_failed = 0;
+	s->state = S_IDLE;
+}
+
+static int
+is_local_user(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(local_users) / sizeof(local_users[0]); i++)
+		if (strlen(local_users[i]) == len && strncasecmp(local_users[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * local_unknown - is addr in a local domain ($myhostname, localhost) and not a local
+ * user?  Postfix rejects such recipients (local_recipient_maps).
+ */
+static int
+local_unknown(const struct session *s, const char *addr, size_t len)
+{
+	const char *at = memchr(addr, '@', len);
+	size_t ulen = at ? (size_t)(at - addr) : len;
+	char *plus;
+
+	if (at != NULL) {
+		const char *dom = at + 1;
+		size_t dlen = len - ulen - 1;
+
+		if (!((dlen == strlen(s->conf->hostname) &&
+		    strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
+		    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0)))
+			return 0;
+	}
+	/* recipient_delimiter = + */
+	if ((plus = memchr(addr, '+', ulen)) != NULL)
+		ulen = (size_t)(plus - addr);
+	return ulen > 0 && !is_local_user(addr, ulen);
+}
+
+/* --- address parsing (MAIL FROM / RCPT TO) ---------------------------------------- */
+
+struct path {
+	const char *addr;	/* without angle brackets */
+	size_t len;
+	const char *params;	/* ESMTP parameters, space separated */
+	size_t params_len;
+};
+
+/*
+ * parse_path - split "FROM:<addr> params" after the verb.  Returns 0, -1 for a
+ * missing "FROM:"/"TO:" (syntax), -2 for a malformed address.
+ */
+static int
+parse_path(const char *arg, size_t len, const char *key, struct path *p)
+{
+	size_t klen = strlen(key), i = 0;
+
+	while (i < len && arg[i] == ' ')
+		i++;
+	if (len - i < klen || strncasecmp(arg + i, key, klen) != 0)
+		return -1;
+	i += klen;
+	while (i < len && arg[i] == ' ')
+		i++;
+	if (i == len)
+		return -1;
+	if (arg[i] == '<') {
+		const char *end = memchr(arg + i, '>', len - i);
+
+		if (end == NULL)
+			return -2;
+		p->addr = arg + i + 1;
+		p->len = (size_t)(end - p->addr);
+		i = (size_t)(end - arg) + 1;
+		if (i < len && arg[i] != ' ')
+			return -2;
+	} else {
+		p->addr = arg + i;
+		while (i < len && arg[i] != ' ')
+			i++;
+		p->len = (size_t)(arg + i - p->addr);
+	}
+	if (memchr(p->addr, ' ', p->len) != NULL || memchr(p->addr, '<', p->len) != NULL)
+		return -2;
+	while (i < len && arg[i] == ' ')
+		i++;
+	p->params = arg + i;
+	p->params_len = len - i;
+	return 0;
+}
+
+/* next_param - the next space-separated token of params; 0 when none is left */
+static int
+next_param(const char **params, size_t *left, const char **tok, size_t *tlen)
+{
+	const char *p = *params, *end = p + *left;
+
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end)
+		return 0;
+	*tok = p;
+	while (p < end && *p != ' ')
+		p++;
+	*tlen = (size_t)(p - *tok);
+	*left = (size_t)(end - p);
+	*params = p;
+	return 1;
+}
+
+static int
+param_is(const char *tok, size_t tlen, const char *name)
+{
+	size_t n = strlen(name);
+
+	return tlen >= n && strncasecmp(tok, name, n) == 0 &&
+	    (tlen == n || tok[n] == '=');
+}
+
+/* unsupported - the 555 reply for one parameter, printable and bounded */
+static void
+unsupported(struct session *s, const char *tok, size_t tlen)
+{
+	char buf[256];
+
+	tlen = bounded_copy(buf, sizeof(buf), tok, tlen);
+	printable(buf, tlen);
+	reply(s, R_UNSUPPORTED, buf);
+}
+
+/* --- command handlers -------------------------------------------------------- */
+
+/* A handler gets the argument text after the verb (leading spaces kept). */
+typedef void cmd_fn(struct session *, const char *arg, size_t len);
+
+static void
+greet_name(struct session *s, const char *verb, const char *arg, size_t len)
+{
+	struct event ev = event(EV_EHLO, 6);
+
+	while (len > 0 && *arg == ' ')
+		arg++, len--;
+	reset_transaction(s);
+	s->helo_seen = 1;
+	s->helo_len = bounded_copy(s->helo, sizeof(s->helo), arg, len);
+	fieldz(&ev, "COMMAND", verb);
+	field(&ev, "DOMAIN", arg, len);
+	emit(s, &ev);
+}
+
+/* arg_empty - nothing but spaces */
+static int
+arg_empty(const char *arg, size_t len)
+{
+	while (len > 0 && *arg == ' ')
+		arg++, len--;
+	return len == 0;
+}
+
+static void
+cmd_helo(struct session *s, const char *arg, size_t len)
+{
+	if (arg_empty(arg, len)) {
+		reply(s, R_HELO_SYNTAX);
+		s->errors++;
+		command_event(s, "HELO", arg, len);
+		return;
+	}
+	greet_name(s, "HELO", arg, len);
+	reply(s, R_HELO, s->conf->hostname);
+}
+
+/* cmd_ehlo - RFC 5321 4.1.1.1; the keyword list is the persona's */
+static void
+cmd_ehlo(struct session *s, const char *arg, size_t len)
+{
+	size_t i, n = sizeof(ehlo_keywords) / sizeof(ehlo_keywords[0]);
+
+	if (arg_empty(arg, len)) {
+		reply(s, R_EHLO_SYNTAX);
+		s->errors++;
+		command_event(s, "EHLO", arg, len);
+		return;
+	}
+	greet_name(s, "EHLO", arg, len);
+	s->out_len += (size_t)snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len,
+	    "250-%s\r\n", s->conf->hostname);
+	for (i = 0; i < n; i++) {
+		int w;
+
+		w = snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len, "250%c",
+		    i + 1 == n ? ' ' : '-');
+		s->out_len += (size_t)w;
+		w = snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len,
+		    ehlo_keywords[i], s->conf->max_size);
+		s->out_len += (size_t)w;
+		s->out_len += (size_t)snprintf(s->out + s->out_len,
+		    sizeof(s->out) - s->out_len, "\r\n");
+	}
+}
+
+static void
+cmd_mail(struct session *s, const char *arg, size_t len)
+{
+	struct event ev = event(EV_MAIL, 6);
+	struct path p;
+	const char *params, *tok;
+	size_t left, tlen;
+	int r;
+
+	if (s->state & S_TX) {
+		reply(s, R_NESTED_MAIL);
+		goto fail;
+	}
+	if ((r = parse_path(arg, len, "FROM:", &p)) < 0) {
+		reply(s, r == -1 ? R_MAIL_SYNTAX : R_BAD_SENDER);
+		goto fail;
+	}
+	params = p.params;
+	left = p.params_len;
+	while (next_param(&params, &left, &tok, &tlen)) {
+		if (param_is(tok, tlen, "SIZE")) {
+			unsigned long size = 0;
+			size_t i;
+
+			if (tlen <= 5 || tlen > 5 + 19) {
+				reply(s, R_BAD_SIZE);
+				goto fail;
+			}
+			for (i = 5; i < tlen; i++) {
+				if (!isdigit((unsigned char)tok[i])) {
+					reply(s, R_BAD_SIZE);
+					goto fail;
+				}
+				size = size * 10 + (unsigned long)(tok[i] - '0');
+			}
+			if (size > s->conf->max_size) {
+				reply(s, R_SIZE_EXCEEDED);
+				goto fail;
+			}
+		} else if (param_is(tok, tlen, "BODY")) {
+			if (!((tlen == 9 && strncasecmp(tok + 5, "7BIT", 4) == 0) ||
+			    (tlen == 13 && strncasecmp(tok + 5, "8BITMIME", 8) == 0))) {
+				reply(s, R_BAD_BODY);
+				goto fail;
+			}
+		} else if (!(param_is(tok, tlen, "SMTPUTF8") || param_is(tok, tlen, "RET") ||
+		    param_is(tok, tlen, "ENVID") || param_is(tok, tlen, "AUTH"))) {
+			unsupported(s, tok, tlen);
+			goto fail;
+		}
+	}
+	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
+	s->state = S_MAIL;
+	reply(s, R_MAIL_OK);
+	field(&ev, "VALUE", p.addr, p.len);
+	field(&ev, "PARAMS", p.params, p.params_len);
+	emit(s, &ev);
+	return;
+fail:
+	s->errors++;
+	command_event(s, "MAIL", arg, len);
+}
+
+static void
+cmd_rcpt(struct session *s, const char *arg, size_t len)
+{
+	struct event ev = event(EV_RCPT, 6);
+	struct path p;
+	const char *params, *tok;
+	size_t left, tlen;
+	int r;
+
+	if (!(s->state & S_TX)) {
+		reply(s, R_NEED_MAIL);
+		goto fail;
+	}
+	if ((r = parse_path(arg, len, "TO:", &p)) < 0) {
+		reply(s, r == -1 ? R_RCPT_SYNTAX : R_BAD_RCPT);
+		goto fail;
+	}
+	params = p.params;
+	left = p.params_len;
+	while (next_param(&params, &left, &tok, &tlen))
+		if (!(param_is(tok, tlen, "NOTIFY") || param_is(tok, tlen, "ORCPT"))) {
+			unsupported(s, tok, tlen);
+			goto fail;
+		}
+	if (p.len == 0) {
+		reply(s, R_BAD_RCPT);
+		goto fail;
+	}
+	if (s->nrcpt >= s->conf->max_rcpt) {
+		reply(s, R_TOO_MANY_RCPT);
+		goto fail;
+	}
+	if (local_unknown(s, p.addr, p.len)) {
+		char buf[ADDR_MAX];
+		size_t n = bounded_copy(buf, sizeof(buf), p.addr, p.len);
+
+		printable(buf, n);
+		reply(s, R_USER_UNKNOWN, buf);
+		goto fail;
+	}
+	/* the recipient list of message_accepted: bounded, the count is exact */
+	if (s->rcpts_len + p.len + 2 < sizeof(s->rcpts)) {
+		if (s->rcpts_len > 0)
+			s->rcpts[s->rcpts_len++] = ',';
+		memcpy(s->rcpts + s->rcpts_len, p.addr, p.len);
+		s->rcpts_len += p.len;
+	}
+	s->nrcpt++;
+	s->state = S_RCPT;
+	reply(s, R_RCPT_OK);
+	field(&ev, "VALUE", p.addr, p.len);
+	field(&ev, "PARAMS", p.params, p.params_len);
+	emit(s, &ev);
+	return;
+fail:
+	s->errors++;
+	command_event(s, "RCPT", arg, len);
+}
+
+/* open_message - ask the shell for a queue file; 451 when it cannot */
+static int
+open_message(struct session *s)
+{
+	s->body_bytes = 0;
+	s->msg_failed = 0;
+	s->qid[0] = '\0';
+	if (s->ops->msg_open == NULL || s->ops->msg_open(s->ops->msg_ctx, s->qid, sizeof(s->qid)) < 0) {
+		reply(s, R_QUEUE_WRITE);
+		s->errors++;
+		return -1;
+	}
+	s->msg_open = 1;
+	return 0;
+}
+
+static void
+cmd_data(struct session *s, const char *arg, size_t len)
+{
+	if (!arg_empty(arg, len)) {
+		reply(s, R_DATA_SYNTAX);
+		goto fail;
+	}
+	if (s->nrcpt == 0) {
+		reply(s, (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT);
+		goto fail;
+	}
+	if (s->bdat_seen) {
+		reply(s, R_DATA_AFTER_BDAT);
+		goto fail;
+	}
+	if (open_message(s) < 0)
+		goto fail_noerr;
+	s->state = S_DATA;
+	s->at_bol = 1;
+	reply(s, R_DATA);
+	command_event(s, "DATA", arg, len);
+	return;
+fail:
+	s->errors++;
+fail_noerr:
+	command_event(s, "DATA", arg, len);
+}
+
+/* finish_message - the end of DATA or BDAT LAST: make it durable, then answer */
+static void
+finish_message(struct session *s)
+{
+	struct event ev = event(EV_MESSAGE, 5);
+	char bytes[24], count[16];
+	int commit = !s->msg_failed && s->body_bytes <= s->conf->max_size;
+
+	if (s->ops->msg_close(s->ops->msg_ctx, commit) < 0)
+		s->msg_failed = 1, commit = 0;
+	s->msg_open = 0;
+	if (s->msg_failed) {
+		reply(s, R_QUEUE_WRITE);
+	} else if (!commit) {
+		reply(s, R_FILE_TOO_BIG);
+	} else {
+		reply(s, R_QUEUED, s->qid);
+		snprintf(bytes, sizeof(bytes), "%lu", s->body_bytes);
+		snprintf(count, sizeof(count), "%u", s->nrcpt);
+		field(&ev, "MAIL_FROM", s->from, s->from_len);
+		field(&ev, "RCPT_TO", s->rcpts, s->rcpts_len);
+		fieldz(&ev, "RCPT_COUNT", count);
+		fieldz(&ev, "BODY_BYTES", bytes);
+		fieldz(&ev, "MSG_ID", s->qid);
+		emit(s, &ev);
+	}
+	reset_transaction(s);
+}
+
+/* body - store message bytes, unless past the size limit or after a write error */
+static void
+body(struct session *s, const char *buf, size_t len)
+{
+	s->body_bytes += len;
+	if (s->msg_failed || s->body_bytes > s->conf->max_size)
+		return;
+	if (s->ops->msg_write(s->ops->msg_ctx, buf, len) < 0)
+		s->msg_failed = 1;
+}
+
+/* data_line - one line of a DATA body (RFC 5321 4.5.2: dot-stuffing) */
+static void
+data_line(struct session *s, const char *line, size_t len, enum line_end end)
+{
+	static const char *const ending[] = { [LE_CRLF] = "\r\n", [LE_LF] = "\n", [LE_NONE] = "" };
+
+	if (s->at_bol && end != LE_NONE && len == 1 && line[0] == '.') {
+		finish_message(s);
+		return;
+	}
+	if (s->at_bol && len > 0 && line[0] == '.')
+		line++, len--;
+	body(s, line, len);
+	body(s, ending[end], end == LE_CRLF ? 2 : end == LE_LF ? 1 : 0);
+	s->at_bol = end != LE_NONE;
+}
+
+/* cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes */
+static void
+cmd_bdat(struct session *s, const char *arg, size_t len)
+{
+	const char *tok, *params = arg;
+	size_t left = len, tlen, i;
+	unsigned long size = 0;
+	int last = 0;
+
+	if (!next_param(&params, &left, &tok, &tlen) || tlen > 19)
+		goto syntax;
+	for (i = 0; i < tlen; i++) {
+		if (!isdigit((unsigned char)tok[i]))
+			goto syntax;
+		size = size * 10 + (unsigned long)(tok[i] - '0');
+	}
+	if (next_param(&params, &left, &tok, &tlen)) {
+		if (tlen != 4 || strncasecmp(tok, "LAST", 4) != 0 || !arg_empty(params, left))
+			goto syntax;
+		last = 1;
+	}
+	command_event(s, "BDAT", arg, len);
+	s->bdat_left = size;
+	s->bdat_last = last;
+	if (s->nrcpt == 0) {
+		/* the chunk is read and dropped; the reply comes after it */
+		s->msg_failed = -1;
+	} else if (!s->msg_open && open_message(s) < 0) {
+		s->msg_failed = -2;
+	}
+	s->bdat_seen = 1;
+	s->state |= S_BDAT;
+	if (size == 0)
+		session_bytes(s, "", 0);
+	return;
+syntax:
+	reply(s, R_BDAT_SYNTAX);
+	s->errors++;
+	command_event(s, "BDAT", arg, len);
+}
+
+size_t
+session_want_bytes(const struct session *s)
+{
+	return (s->state & S_BDAT) ? (s->bdat_left > 0 ? s->bdat_left : 0) : 0;
+}
+
+void
+session_bytes(struct session *s, const char *buf, size_t len)
+{
+	if (!(s->state & S_BDAT) || len > s->bdat_left)
+		abort();
+	if (s->msg_failed >= 0)
+		body(s, buf, len);
+	s->bdat_left -= len;
+	if (s->bdat_left > 0)
+		return;
+	s->state &= ~S_BDAT;
+	if (s->msg_failed == -1) {
+		s->msg_failed = 0;
+		s->errors++;
+		reply(s, (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT);
+	} else if (s->msg_failed == -2) {
+		s->msg_failed = 0;
+	} else if (s->bdat_last) {
+		finish_message(s);
+	} else if (s->msg_failed) {
+		reply(s, R_QUEUE_WRITE);
+	} else {
+		reply(s, R_BDAT_OK, s->body_bytes);
+	}
+}
+
+static void
+cmd_rset(struct session *s, const char *arg, size_t len)
+{
+	reset_transaction(s);
+	reply(s, R_OK);
+	command_event(s, "RSET", arg, len);
+}
+
+static void
+cmd_noop(struct session *s, const char *arg, size_t len)
+{
+	reply(s, R_OK);
+	command_event(s, "NOOP", arg, len);
+}
+
+static void
+cmd_quit(struct session *s, const char *arg, size_t len)
+{
+	reply(s, R_BYE);
+	command_event(s, "QUIT", arg, len);
+}
+
+/* cmd_vrfy - Postfix looks the user up in the local tables (disable_vrfy_command=no) */
+static void
+cmd_vrfy(struct session *s, const char *arg, size_t len)
+{
+	char buf[ADDR_MAX];
+	size_t n;
+
+	while (len > 0 && *arg == ' ')
+		arg++, len--;
+	if (len == 0) {
+		reply(s, R_VRFY_SYNTAX);
+		s->errors++;
+	} else {
+		const char *a = arg;
+		size_t alen = len;
+
+		if (alen >= 2 && a[0] == '<' && a[alen - 1] == '>')
+			a++, alen -= 2;
+		n = bounded_copy(buf, sizeof(buf), a, alen);
+		printable(buf, n);
+		if (local_unknown(s, a, alen)) {
+			reply(s, R_USER_UNKNOWN, buf);
+			s->errors++;
+		} else {
+			reply(s, R_VRFY, buf);
+		}
+	}
+	command_event(s, "VRFY", arg, len);
+}
+
+static void
+cmd_etrn(struct session *s, const char *arg, size_t len)
+{
+	if (!s->helo_seen)
+		reply(s, R_HELO_FIRST);
+	else if (arg_empty(arg, len))
+		reply(s, R_ETRN_SYNTAX);
+	else
+		reply(s, R_ETRN);
+	s->errors++;
+	command_event(s, "ETRN", arg, len);
+}
+
+/* cmd_nonsmtp - HTTP and other non-SMTP commands: Postfix hangs up */
+static void
+cmd_nonsmtp(struct session *s, const char *arg, size_t len)
+{
+	reply(s, R_NON_SMTP);
+	command_event(s, "NON_SMTP", arg, len);
+}
+
+/* auth_event - one credential, as decoded; raw is the client's base64 */
+static void
+auth_event(struct session *s, const char *user, size_t ulen, const char *pass, size_t plen,
+    const char *authz, size_t alen)
+{
+	struct event ev = event(EV_AUTH, 4);
+
+	fieldz(&ev, "MECHANISM", s->auth_mech);
+	field(&ev, "AUTHZID", authz, alen);
+	field(&ev, "USERNAME", user, ulen);
+	field(&ev, "PASSWORD", pass, plen);
+	emit(s, &ev);
+}
+
+/* auth_fail - a client error in the dialogue: an event and Postfix's reply */
+static void
+auth_fail(struct session *s, enum reply_id id, const char *what)
+{
+	struct event ev = event(EV_COMMAND, 6);
+
+	s->auth = AUTH_NONE;
+	s->state &= ~S_AUTH;
+	reply(s, id);
+	s->errors++;
+	fieldz(&ev, "COMMAND", "AUTH");
+	fieldz(&ev, "MECHANISM", s->auth_mech);
+	fieldz(&ev, "VALUE", what);
+	fieldz(&ev, "REPLY", id == R_AUTH_ABORTED ? "501" : "501");
+	emit(s, &ev);
+}
+
+/* auth_done - every attempt succeeds: the bait */
+static void
+auth_done(struct session *s)
+{
+	s->auth = AUTH_NONE;
+	s->state &= ~S_AUTH;
+	s->authenticated = 1;
+	reply(s, R_AUTH_OK);
+}
+
+/* auth_response - one client response (initial or after a 334) */
+static void
+auth_response(struct session *s, const char *resp, size_t len)
+{
+	unsigned char dec[AUTH_MAX];
+	long n;
+
+	if (len == 1 && resp[0] == '*') {
+		auth_fail(s, R_AUTH_ABORTED, "*");
+		return;
+	}
+	if ((n = b64_decode(resp, len, dec, sizeof(dec))) < 0) {
+		auth_fail(s, R_AUTH_DECODE, "bad base64");
+		return;
+	}
+	switch (s->auth) {
+	case AUTH_PLAIN: {
+		/* RFC 4616: authzid NUL authcid NUL passwd */
+		unsigned char *u = memchr(dec, '\0', (size_t)n), *p;
+
+		if (u == NULL || (p = memchr(u + 1, '\0', (size_t)(dec + n - u - 1))) == NULL) {
+			auth_event(s, (const char *)dec, (size_t)n, "", 0, "", 0);
+		} else {
+			auth_event(s, (const char *)u + 1, (size_t)(p - u - 1), (const char *)p + 1,
+			    (size_t)(dec + n - p - 1), (const char *)dec, (size_t)(u - dec));
+		}
+		auth_done(s);
+		break;
+	}
+	case AUTH_LOGIN_USER:
+		s->auth_user_len = (size_t)n;
+		memcpy(s->auth_user, dec, (size_t)n);
+		s->auth = AUTH_LOGIN_PASS;
+		reply(s, R_AUTH_PASS);
+		break;
+	case AUTH_LOGIN_PASS:
+		auth_event(s, s->auth_user, s->auth_user_len, (const char *)dec, (size_t)n, "", 0);
+		auth_done(s);
+		break;
+	case AUTH_NONE:
+		abort();
+	}
+}
+
+/* cmd_auth - RFC 4954; the checks in Postfix's order */
+static void
+cmd_auth(struct session *s, const char *arg, size_t len)
+{
+	const char *params = arg, *mech, *ir;
+	size_t left = len, mlen, irlen;
+
+	if (!s->helo_seen) {
+		reply(s, R_HELO_FIRST);
+		goto fail;
+	}
+	if (s->authenticated) {
+		reply(s, R_AUTH_ALREADY);
+		goto fail;
+	}
+	if (s->state & S_TX) {
+		reply(s, R_AUTH_IN_TX);
+		goto fail;
+	}
+	if (!next_param(&params, &left, &mech, &mlen)) {
+		reply(s, R_AUTH_SYNTAX);
+		goto fail;
+	}
+	bounded_copy(s->auth_mech, sizeof(s->auth_mech), mech, mlen);
+	for (ir = s->auth_mech; *ir; ir++)
+		s->auth_mech[ir - s->auth_mech] = (char)toupper((unsigned char)*ir);
+	if (strcmp(s->auth_mech, "PLAIN") == 0) {
+		s->auth = AUTH_PLAIN;
+	} else if (strcmp(s->auth_mech, "LOGIN") == 0) {
+		s->auth = AUTH_LOGIN_USER;
+	} else {
+		reply(s, R_AUTH_MECH);
+		goto fail;
+	}
+	command_event(s, "AUTH", arg, len);
+	s->state |= S_AUTH;
+	if (next_param(&params, &left, &ir, &irlen)) {
+		/* RFC 4954 4: "=" is an empty initial response */
+		auth_response(s, ir, (irlen == 1 && ir[0] == '=') ? 0 : irlen);
+		return;
+	}
+	reply(s, s->auth == AUTH_PLAIN ? R_AUTH_EMPTY : R_AUTH_USER);
+	return;
+fail:
+	s->errors++;
+	command_event(s, "AUTH", arg, len);
+}
+
+/*
+ * The command table: where each verb is legal is the handler's business, since
+ * Postfix answers each sequence error with its own words.  The last row catches
+ * everything else.
+ */
+static const struct command {
+	const char *verb;
+	cmd_fn *fn;
+	int junk;		/* counts toward smtpd_junk_command_limit */
+} commands[] = {
+	{ "HELO", cmd_helo, 0 },
+	{ "EHLO", cmd_ehlo, 0 },
+	{ "MAIL", cmd_mail, 0 },
+	{ "RCPT", cmd_rcpt, 0 },
+	{ "DATA", cmd_data, 0 },
+	{ "BDAT", cmd_bdat, 0 },
+	{ "RSET", cmd_rset, 1 },
+	{ "NOOP", cmd_noop, 1 },
+	{ "QUIT", cmd_quit, 0 },
+	{ "VRFY", cmd_vrfy, 1 },
+	{ "ETRN", cmd_etrn, 1 },
+	{ "AUTH", cmd_auth, 0 },
+	/* smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}} */
+	{ "CONNECT", cmd_nonsmtp, 0 },
+	{ "GET", cmd_nonsmtp, 0 },
+	{ "POST", cmd_nonsmtp, 0 },
+	{ NULL, NULL, 0 },
+};
+
+/* --- the session ------------------------------------------------------------------- */
+
+struct session *
+session_new(const struct session_conf *conf, const struct session_ops *ops)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->conf = conf;
+	s->ops = ops;
+	s->state = S_IDLE;
+	return s;
+}
+
+void
+session_free(struct session *s)
+{
+	free(s);
+}
+
+void
+session_greet(struct session *s)
+{
+	reply(s, R_GREETING, s->conf->banner);
+}
+
+/* command - one command line: find the verb in the table and run its handler */
+static enum session_next
+command(struct session *s, const char *line, size_t len)
+{
+	const struct command *c;
+	size_t vlen = 0;
+	char verb[16];
+
+	while (vlen < len && line[vlen] != ' ')
+		vlen++;
+	for (c = commands; c->verb != NULL; c++)
+		if (strlen(c->verb) == vlen && strncasecmp(c->verb, line, vlen) == 0)
+			break;
+	if (c->verb == NULL) {
+		/* XXX: a header-like line (Postfix's forbidden "Bogus" regexp) hangs up too */
+		if (vlen > 0 && line[vlen - 1] == ':') {
+			cmd_nonsmtp(s, line, len);
+			session_end(s, END_REJECTED);
+			return SN_CLOSE;
+		}
+		reply(s, R_UNKNOWN);
+		s->errors++;
+		bounded_copy(verb, sizeof(verb), line, vlen);
+		command_event(s, verb, line, len);
+	} else {
+		if (c->junk && ++s->junk > JUNK_MAX)
+			s->errors++;
+		c->fn(s, line + vlen, len - vlen);
+		if (c->fn == cmd_quit || c->fn == cmd_nonsmtp) {
+			session_end(s, c->fn == cmd_quit ? END_QUIT : END_REJECTED);
+			return SN_CLOSE;
+		}
+	}
+	if (s->errors >= s->conf->hard_errors) {
+		reply(s, R_TOO_MANY_ERRORS, s->conf->hostname);
+		session_end(s, END_ERRORS);
+		return SN_CLOSE;
+	}
+	return SN_CONTINUE;
+}
+
+enum session_next
+session_line(struct session *s, const char *line, size_t len, enum line_end end)
+{
+	if (s->state & S_DATA) {
+		data_line(s, line, len, end);
+		return SN_CONTINUE;
+	}
+	if (s->state & S_BDAT)
+		abort();	/* the shell must hand BDAT chunks to session_bytes() */
+	if (s->skip_rest) {
+		/* the tail of an over-long line: Postfix drops it */
+		s->skip_rest = end == LE_NONE;
+		return SN_CONTINUE;
+	}
+	if (end == LE_NONE)
+		s->skip_rest = 1;
+	if (s->state & S_AUTH) {
+		auth_response(s, line, len);
+		return SN_CONTINUE;
+	}
+	return command(s, line, len);
+}
+
+static const char *const end_names[] = {
+	[END_QUIT] = "quit", [END_EOF] = "eof", [END_TIMEOUT] = "timeout",
+	[END_ERRORS] = "too_many_errors", [END_REJECTED] = "non_smtp",
+	[END_WRITE] = "write_error", [END_READ] = "read_error", [END_LIMIT] = "limit",
+};
+
+void
+session_end(struct session *s, enum session_end why)
+{
+	struct event ev = event(EV_DISCONNECT, 6);
+
+	if (s->ended)
+		return;
+	s->ended = 1;
+	if (why == END_TIMEOUT)
+		reply(s, R_TIMEOUT, s->conf->hostname);
+	fieldz(&ev, "REASON", end_names[why]);
+	if (s->state & (S_DATA | S_BDAT))
+		fieldz(&ev, "IN_MESSAGE", "1");
+	reset_transaction(s);
+	emit(s, &ev);
+}
+
+const char *
+session_output(struct session *s, size_t *len)
+{
+	*len = s->out_len;
+	return s->out;
+}
+
+void
+session_output_done(struct session *s)
+{
+	s->out_len = 0;
+	s->delay_ms = 0;
+}
+
+unsigned
+session_delay_ms(const struct session *s)
+{
+	return s->delay_ms;
+}

@@ -1,0 +1,111 @@
+/*
+ * session.h - the SMTP state machine of decky-smtpd, with no I/O of its own.
+ *
+ * The shell (smtpd.c) feeds it one input line at a time, with how the line ended,
+ * and sends what session_output() holds before it blocks on a read.  Everything the
+ * session needs from the world (names, limits, queue files, the event sink) comes in
+ * through struct session_conf and struct session_ops, so tests and the fuzzer drive
+ * it without sockets, clocks or files.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stddef.h>
+
+/* How a line handed to session_line() ended. */
+enum line_end {
+	LE_CRLF,		/* "\r\n" */
+	LE_LF,			/* a bare "\n" */
+	LE_NONE			/* no end yet: the line was longer than the reader's buffer */
+};
+
+/* What session_line() asks the shell to do next. */
+enum session_next {
+	SN_CONTINUE,		/* read the next line */
+	SN_CLOSE		/* send the output, then close the connection */
+};
+
+/* Why a session ended; the disconnect event names it. */
+enum session_end {
+	END_QUIT,		/* the client said QUIT */
+	END_EOF,		/* the client closed the connection */
+	END_TIMEOUT,		/* the client was idle too long */
+	END_ERRORS,		/* the hard error limit was reached */
+	END_REJECTED,		/* a non-SMTP command (HTTP and the like) */
+	END_WRITE,		/* a reply could not be sent: the client vanished */
+	END_READ,		/* reading failed (reset) */
+	END_LIMIT		/* a session limit (bytes, wall time) was reached */
+};
+
+/* Event types: the seed's table plus "command" for every other client command. */
+enum event_type {
+	EV_CONNECT,
+	EV_EHLO,
+	EV_AUTH,
+	EV_MAIL,
+	EV_RCPT,
+	EV_MESSAGE,
+	EV_COMMAND,
+	EV_DISCONNECT,
+	EV_COUNT
+};
+
+#define EVENT_MAX_FIELDS 12
+
+/* One field of an event: an upper-case name and length-delimited bytes. */
+struct field {
+	const char *name;
+	const char *val;
+	size_t len;
+};
+
+struct event {
+	enum event_type type;
+	int priority;			/* syslog priority */
+	size_t nfield;
+	struct field field[EVENT_MAX_FIELDS];
+};
+
+/* What the shell provides: the event sink and the message store. */
+struct session_ops {
+	void *ctx;			/* for event() */
+	void (*event)(void *ctx, const struct event *ev);
+	void *msg_ctx;			/* for the msg_* callbacks */
+	/* Open a new message, write its queue id (NUL-terminated) to qid; 0 or -1. */
+	int (*msg_open)(void *ctx, char *qid, size_t qidsize);
+	/* Append body bytes; 0 or -1.  The store may buffer. */
+	int (*msg_write)(void *ctx, const char *buf, size_t len);
+	/* Make the message durable (commit) or drop it; 0 or -1. */
+	int (*msg_close)(void *ctx, int commit);
+};
+
+/* The persona and the limits: fixed for the life of a session. */
+struct session_conf {
+	const char *hostname;		/* myhostname */
+	const char *banner;		/* greeting text after "220 " */
+	unsigned long max_size;		/* message_size_limit, SIZE keyword */
+	unsigned max_rcpt;		/* smtpd_recipient_limit */
+	unsigned soft_errors;		/* smtpd_soft_error_limit */
+	unsigned hard_errors;		/* smtpd_hard_error_limit */
+	unsigned error_sleep_ms;	/* smtpd_error_sleep_time */
+};
+
+struct session;
+
+struct session *session_new(const struct session_conf *, const struct session_ops *);
+void session_free(struct session *);
+void session_greet(struct session *);
+enum session_next session_line(struct session *, const char *line, size_t len, enum line_end);
+/* session_end - the connection is over; emits disconnect once (a no-op after QUIT) */
+void session_end(struct session *, enum session_end);
+const char *session_output(struct session *, size_t *len);
+void session_output_done(struct session *);
+unsigned session_delay_ms(const struct session *);
+/* BDAT: while this is non-zero, the shell hands raw bytes to session_bytes() */
+size_t session_want_bytes(const struct session *);
+void session_bytes(struct session *, const char *buf, size_t len);
+
+/* The largest reply batch one call can add: the shell flushes before this is at risk. */
+#define SESSION_OUT_MAX 4096
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * sink.c - the event sink: one journald entry per event through sd_journal_sendv(),
+ * and the same event as one JSON line (yajl), written with one write(2).
+ *
+ * Client bytes reach journald only as length-delimited fields and JSON only as yajl
+ * strings, so they can never break a field or a line.  An event that journald
+ * refuses goes to the fallback JSON fd: it is never dropped silently.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+#include <yajl/yajl_gen.h>
+
+#include "b64.h"
+#include "sink.h"
+
+#define FIELD_MAX	4096	/* bytes of one value kept; longer ones are cut */
+#define MESSAGE_MAX	1024	/* the readable MESSAGE line */
+#define NFIELDS		(EVENT_MAX_FIELDS + 12)
+
+static const struct {
+	const char *name;
+	const char *message_id;		/* a fixed 128-bit id, for the catalog */
+} types[EV_COUNT] = {
+	[EV_CONNECT] = { "connect", "f24172bcc4674828bdbf35b458c067eb" },
+	[EV_EHLO] = { "ehlo", "51a545cc9da846f499be783dd8b55582" },
+	[EV_AUTH] = { "auth_attempt", "b21d8c7d407d48e780707f5659e97c53" },
+	[EV_MAIL] = { "mail_from", "d602e8afd3e6402db9428e6dfd12fee6" },
+	[EV_RCPT] = { "rcpt_to", "26e3155360b247c885add21a1534dc95" },
+	[EV_MESSAGE] = { "message_accepted", "53a9341520d648aeb27aa1eb8fae08cb" },
+	[EV_COMMAND] = { "command", "a90c8fc7beb942a3aca5bd387c713f10" },
+	[EV_DISCONNECT] = { "disconnect", "2bb700e04a4e4ba292ae74955ba5419e" },
+};
+
+const char *
+sink_event_name(enum event_type t)
+{
+	return types[t].name;
+}
+
+/* message - the one readable line: "<event> from <src>: FIELD=value ...", escaped */
+static size_t
+message(char *buf, size_t size, const struct event *ev, const struct sink_peer *peer)
+{
+	size_t n, i, k;
+	int w;
+
+	w = snprintf(buf, size, "%s from %s", types[ev->type].name, peer->src);
+	n = w < 0 ? 0 : (size_t)w >= size ? size - 1 : (size_t)w;
+	for (i = 0; i < ev->nfield && n + 16 < size; i++) {
+		const struct field *f = &ev->field[i];
+
+		n += (size_t)snprintf(buf + n, size - n, " %s=", f->name);
+		for (k = 0; k < f->len && k < 200 && n + 8 < size; k++) {
+			unsigned char c = (unsigned char)f->val[k];
+
+			if (c >= 0x20 && c < 0x7f && c != '\\')
+				buf[n++] = (char)c;
+			else
+				n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+		}
+		if (k < f->len && n + 4 < size)
+			n += (size_t)snprintf(buf + n, size - n, "...");
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* all_fields - the event's fields after the common ones, as one flat list */
+static size_t
+all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
+    const char *msg, size_t msglen, const char *prio)
+{
+	size_t n = 0, i;
+
+#define ADD(nm, v, l) (out[n].name = (nm), out[n].val = (v), out[n].len = (l), n++)
+	ADD("EVENT_TYPE", types[ev->type].name, strlen(types[ev->type].name));
+	ADD("MESSAGE", msg, msglen);
+	ADD("PRIORITY", prio, 1);
+	ADD("SYSLOG_IDENTIFIER", "decky-smtpd", 11);
+	ADD("MESSAGE_ID", types[ev->type].message_id, 32);
+	ADD("SESSION_ID", p->session_id, strlen(p->session_id));
+	ADD("SRC", p->src, strlen(p->src));
+	ADD("SRC_PORT", p->src_port, strlen(p->src_port));
+	ADD("DST", p->dst, strlen(p->dst));
+	ADD("DST_PORT", p->dst_port, strlen(p->dst_port));
+	ADD("PERSONA_HOSTNAME", p->hostname, strlen(p->hostname));
+	for (i = 0; i < ev->nfield; i++)
+		ADD(ev->field[i].name, ev->field[i].val, ev->field[i].len);
+#undef ADD
+	for (i = 0; i < n; i++)
+		if (out[i].len > FIELD_MAX)
+			out[i].len = FIELD_MAX;
+	return n;
+}
+
+/* journal - one entry; each iovec "NAME=value" (sd_journal_sendv is binary-safe) */
+static int
+journal(const struct field *f, size_t n)
+{
+	static char buf[NFIELDS * (FIELD_MAX + 32)];
+	struct iovec iov[NFIELDS];
+	size_t i, used = 0;
+
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(f[i].name);
+
+		iov[i].iov_base = buf + used;
+		memcpy(buf + used, f[i].name, nl);
+		buf[used + nl] = '=';
+		memcpy(buf + used + nl + 1, f[i].val, f[i].len);
+		iov[i].iov_len = nl + 1 + f[i].len;
+		used += iov[i].iov_len;
+	}
+	return sd_journal_sendv(iov, (int)n);
+}
+
+/* json_string - a yajl string; bytes that are not UTF-8 also go in "<key>_base64" */
+static void
+json_string(yajl_gen g, const char *key, const char *val, size_t len)
+{
+	static char b64[B64_ENCODED_LEN(FIELD_MAX) + 1];
+	char lower[64], kb[80];
+	size_t i, kl = strlen(key);
+
+	if (kl >= sizeof(lower))
+		kl = sizeof(lower) - 1;
+	for (i = 0; i < kl; i++)
+		lower[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32 : key[i]);
+	lower[kl] = '\0';
+	yajl_gen_string(g, (const unsigned char *)lower, kl);
+	if (yajl_gen_string(g, (const unsigned char *)val, len) == yajl_gen_status_ok)
+		return;
+	/* not UTF-8: a readable stand-in, and the exact bytes beside it */
+	{
+		char safe[FIELD_MAX];
+
+		for (i = 0; i < len; i++)
+			safe[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
+		yajl_gen_string(g, (const unsigned char *)safe, len);
+	}
+	snprintf(kb, sizeof(kb), "%s_base64", lower);
+	yajl_gen_string(g, (const unsigned char *)kb, strlen(kb));
+	i = b64_encode((const unsigned char *)val, len, b64);
+	yajl_gen_string(g, (const unsigned char *)b64, i);
+}
+
+/* json - one JSON line, written with one writev(2) */
+static int
+json(int fd, const struct field *f, size_t n)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	struct timespec ts;
+	struct tm tm;
+	char stamp[40];
+	size_t len, i;
+	ssize_t w;
+	int rc = 0;
+
+	if (g == NULL)
+		return -1;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + len, sizeof(stamp) - len, ".%06ldZ", ts.tv_nsec / 1000);
+	yajl_gen_map_open(g);
+	json_string(g, f[0].name, f[0].val, f[0].len);	/* event_type first */
+	json_string(g, "TIMESTAMP", stamp, strlen(stamp));
+	for (i = 1; i < n; i++)
+		json_string(g, f[i].name, f[i].val, f[i].len);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+	/* the newline goes in the same writev: one write, so O_APPEND lines never mix */
+	{
+		struct iovec iov[2] = {
+			{ .iov_base = (void *)out, .iov_len = len },
+			{ .iov_base = "\n", .iov_len = 1 },
+		};
+
+		do
+			w = writev(fd, iov, 2);
+		while (w < 0 && errno == EINTR);
+		rc = w == (ssize_t)(len + 1) ? 0 : -1;
+	}
+	yajl_gen_free(g);
+	return rc;
+}
+
+void
+sink_event(void *ctx, const struct event *ev)
+{
+	struct sink *sk = ctx;
+	struct field f[NFIELDS];
+	char msg[MESSAGE_MAX], prio[2] = { (char)('0' + ev->priority), '\0' };
+	size_t n, mlen;
+	int delivered = 0;
+
+	mlen = message(msg, sizeof(msg), ev, sk->peer);
+	n = all_fields(f, ev, sk->peer, msg, mlen, prio);
+	if (sk->journal) {
+		if (journal(f, n) >= 0)
+			delivered = 1;
+		else if (sk->fallback_fd >= 0 && json(sk->fallback_fd, f, n) == 0)
+			delivered = 1;
+	}
+	if (sk->json_fd >= 0 && json(sk->json_fd, f, n) == 0)
+		delivered = 1;
+	if (!delivered)
+		sk->lost++;
+}
