@@ -37,14 +37,15 @@ enum {
 /* The reply catalogue: Postfix's words. */
 enum reply_id {
 	R_GREETING, R_HELO, R_OK, R_MAIL_OK, R_RCPT_OK, R_DATA, R_QUEUED, R_BYE,
-	R_BDAT_OK, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY,
+	R_BDAT_OK, R_BDAT_QUEUED, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY,
 	R_HELO_SYNTAX, R_EHLO_SYNTAX, R_MAIL_SYNTAX, R_RCPT_SYNTAX, R_DATA_SYNTAX,
 	R_BDAT_SYNTAX, R_VRFY_SYNTAX, R_AUTH_SYNTAX, R_ETRN_SYNTAX,
-	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT, R_HELO_FIRST,
-	R_DATA_AFTER_BDAT, R_UNKNOWN, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
-	R_SIZE_EXCEEDED, R_FILE_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
-	R_UNSUPPORTED, R_BAD_BODY, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
-	R_AUTH_ABORTED, R_AUTH_DECODE, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
+	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT,
+	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
+	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
+	R_SIZE_EXCEEDED, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
+	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
+	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
 };
 
@@ -58,6 +59,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_QUEUED] = "250 2.0.0 Ok: queued as %s",
 	[R_BYE] = "221 2.0.0 Bye",
 	[R_BDAT_OK] = "250 2.0.0 Ok: %lu bytes",
+	[R_BDAT_QUEUED] = "250 2.0.0 Ok: %lu bytes queued as %s",
 	[R_AUTH_OK] = "235 2.7.0 Authentication successful",
 	[R_AUTH_USER] = "334 VXNlcm5hbWU6",
 	[R_AUTH_PASS] = "334 UGFzc3dvcmQ6",
@@ -67,37 +69,44 @@ static const char *const catalogue[R_COUNT] = {
 	[R_MAIL_SYNTAX] = "501 5.5.4 Syntax: MAIL FROM:<address>",
 	[R_RCPT_SYNTAX] = "501 5.5.4 Syntax: RCPT TO:<address>",
 	[R_DATA_SYNTAX] = "501 5.5.4 Syntax: DATA",
-	[R_BDAT_SYNTAX] = "501 5.5.4 Syntax: BDAT count [LAST]",
-	[R_VRFY_SYNTAX] = "501 5.5.4 Syntax: VRFY address",
+	[R_BDAT_SYNTAX] = "521 5.5.4 Syntax: BDAT count [LAST]",
+	[R_VRFY_SYNTAX] = "501 5.5.4 Syntax: VRFY address [SMTPUTF8]",
 	[R_AUTH_SYNTAX] = "501 5.5.4 Syntax: AUTH mechanism",
 	[R_ETRN_SYNTAX] = "500 Syntax: ETRN domain",
 	[R_NESTED_MAIL] = "503 5.5.1 Error: nested MAIL command",
 	[R_NEED_MAIL] = "503 5.5.1 Error: need MAIL command",
 	[R_NEED_RCPT] = "503 5.5.1 Error: need RCPT command",
 	[R_NO_RCPT] = "554 5.5.1 Error: no valid recipients",
-	[R_HELO_FIRST] = "503 5.5.1 Error: send HELO/EHLO first",
+	[R_ETRN_HELO_FIRST] = "503 Error: send HELO/EHLO first",
+	[R_ETRN_IN_TX] = "503 Error: MAIL transaction in progress",
 	[R_DATA_AFTER_BDAT] = "503 5.5.1 Error: DATA after BDAT",
-	[R_UNKNOWN] = "502 5.5.2 Error: command not recognized",
+	[R_UNKNOWN] = "500 5.5.2 Error: command not recognized",
+	[R_BAD_SYNTAX] = "500 5.5.2 Error: bad syntax",
+	[R_BAD_UTF8] = "500 5.5.2 Error: bad UTF-8 syntax",
+	[R_RSET_SYNTAX] = "501 5.5.4 Syntax: RSET",
+	[R_STARTTLS_SYNTAX] = "501 5.5.4 Syntax: STARTTLS",
 	[R_TOO_MANY_ERRORS] = "421 4.7.0 %s Error: too many errors",
 	[R_TIMEOUT] = "421 4.4.2 %s Error: timeout exceeded",
 	[R_TOO_MANY_RCPT] = "452 4.5.3 Error: too many recipients",
 	[R_SIZE_EXCEEDED] = "552 5.3.4 Message size exceeds fixed limit",
 	[R_FILE_TOO_BIG] = "552 5.3.4 Error: message file too big",
+	[R_CHUNK_TOO_BIG] = "552 5.3.4 Chunk exceeds message size limit",
 	[R_QUEUE_WRITE] = "451 4.3.0 Error: queue file write error",
 	[R_BAD_SENDER] = "501 5.1.7 Bad sender address syntax",
 	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
 	[R_UNSUPPORTED] = "555 5.5.4 Unsupported option: %s",
-	[R_BAD_BODY] = "501 5.5.4 Bad BODY keyword value",
-	[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
+		[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
 	[R_NON_SMTP] = "221 2.7.0 Error: I can break rules, too. Goodbye.",
 	[R_AUTH_ALREADY] = "503 5.5.1 Error: already authenticated",
 	[R_AUTH_IN_TX] = "503 5.5.1 Error: MAIL transaction in progress",
 	[R_AUTH_ABORTED] = "501 5.7.0 Authentication aborted",
-	[R_AUTH_DECODE] = "501 5.5.2 Cannot decode response",
+	[R_AUTH_FAILED] = "535 5.7.8 Error: authentication failed: (reason unavailable)",
+	[R_AUTH_BAD_IR] = "535 5.7.8 Error: authentication failed: Invalid base64 data in initial response",
+	[R_AUTH_BAD_RESP] = "535 5.7.8 Error: authentication failed: Invalid base64 data in continued response",
 	[R_AUTH_MECH] = "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
 	[R_VRFY] = "252 2.0.0 %s",
 	[R_USER_UNKNOWN] = "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
-	[R_ETRN] = "458 Unable to queue messages",
+	[R_ETRN] = "459 <%s>: service unavailable",
 	[R_TLS_UNAVAILABLE] = "502 5.5.1 Error: command not implemented",
 };
 
@@ -126,10 +135,12 @@ struct session {
 	int helo_seen;
 	int authenticated;
 	int ended;			/* the disconnect event has been sent */
+	int hangup;			/* a reply that closes the connection was sent */
 	int skip_rest;			/* the command line was over-long: drop its rest */
 	unsigned errors;
 	unsigned junk;
 	unsigned delay_ms;		/* error sleeps owed before the next output */
+	char code[4];			/* the code of the last reply, for events */
 
 	char helo[HELO_MAX];
 	size_t helo_len;
@@ -149,6 +160,9 @@ struct session {
 	unsigned long body_bytes;
 	unsigned long bdat_left;
 	int bdat_last;
+	enum reply_id bdat_refused;	/* the reply after a refused chunk, or R_COUNT */
+	char bdat_arg[64];		/* the BDAT arguments, for its event */
+	char last_byte;
 	char qid[32];
 
 	/* an AUTH dialogue */
@@ -180,6 +194,7 @@ reply(struct session *s, enum reply_id id, ...)
 		abort();
 	if ((size_t)n > room - 3)
 		n = (int)(room - 3);
+	memcpy(s->code, s->out + s->out_len, 3);
 	s->out_len += (size_t)n;
 	s->out[s->out_len++] = '\r';
 	s->out[s->out_len++] = '\n';
@@ -226,20 +241,10 @@ static void
 command_event(struct session *s, const char *verb, const char *line, size_t len)
 {
 	struct event ev = event(EV_COMMAND, 6);
-	const char *last = s->out + s->out_len;
-	char code[4] = "";
 
-	/* the reply code of the last reply this command produced */
-	if (s->out_len >= 5) {
-		const char *p = last - 2;
-
-		while (p > s->out && p[-1] != '\n')
-			p--;
-		memcpy(code, p, 3);
-	}
 	fieldz(&ev, "COMMAND", verb);
 	field(&ev, "VALUE", line, len);
-	fieldz(&ev, "REPLY", code);
+	fieldz(&ev, "REPLY", s->code);
 	emit(s, &ev);
 }
 
@@ -254,6 +259,20 @@ bounded_copy(char *dst, size_t size, const char *src, size_t len)
 	memcpy(dst, src, len);
 	dst[len] = '\0';
 	return len;
+}
+
+/* is_space - Postfix splits commands on any white space, CR included */
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static void
+skip_space(const char **p, size_t *len)
+{
+	while (*len > 0 && is_space(**p))
+		(*p)++, (*len)--;
 }
 
 /* printable - make client bytes safe to put into a reply: no CR, LF or controls */
@@ -340,14 +359,14 @@ struct path {
 static int
 parse_path(const char *arg, size_t len, const char *key, struct path *p)
 {
-	size_t klen = strlen(key), i = 0;
+	size_t klen = strlen(key), i = 0, k;
 
-	while (i < len && arg[i] == ' ')
+	while (i < len && is_space(arg[i]))
 		i++;
 	if (len - i < klen || strncasecmp(arg + i, key, klen) != 0)
 		return -1;
 	i += klen;
-	while (i < len && arg[i] == ' ')
+	while (i < len && is_space(arg[i]))
 		i++;
 	if (i == len)
 		return -1;
@@ -359,17 +378,18 @@ parse_path(const char *arg, size_t len, const char *key, struct path *p)
 		p->addr = arg + i + 1;
 		p->len = (size_t)(end - p->addr);
 		i = (size_t)(end - arg) + 1;
-		if (i < len && arg[i] != ' ')
+		if (i < len && !is_space(arg[i]))
 			return -2;
 	} else {
 		p->addr = arg + i;
-		while (i < len && arg[i] != ' ')
+		while (i < len && !is_space(arg[i]))
 			i++;
 		p->len = (size_t)(arg + i - p->addr);
 	}
-	if (memchr(p->addr, ' ', p->len) != NULL || memchr(p->addr, '<', p->len) != NULL)
-		return -2;
-	while (i < len && arg[i] == ' ')
+	for (k = 0; k < p->len; k++)
+		if (is_space(p->addr[k]) || p->addr[k] == '<')
+			return -2;
+	while (i < len && is_space(arg[i]))
 		i++;
 	p->params = arg + i;
 	p->params_len = len - i;
@@ -382,12 +402,12 @@ next_param(const char **params, size_t *left, const char **tok, size_t *tlen)
 {
 	const char *p = *params, *end = p + *left;
 
-	while (p < end && *p == ' ')
+	while (p < end && is_space(*p))
 		p++;
 	if (p == end)
 		return 0;
 	*tok = p;
-	while (p < end && *p != ' ')
+	while (p < end && !is_space(*p))
 		p++;
 	*tlen = (size_t)(p - *tok);
 	*left = (size_t)(end - p);
@@ -425,8 +445,7 @@ greet_name(struct session *s, const char *verb, const char *arg, size_t len)
 {
 	struct event ev = event(EV_EHLO, 6);
 
-	while (len > 0 && *arg == ' ')
-		arg++, len--;
+	skip_space(&arg, &len);
 	reset_transaction(s);
 	s->helo_seen = 1;
 	s->helo_len = bounded_copy(s->helo, sizeof(s->helo), arg, len);
@@ -439,8 +458,7 @@ greet_name(struct session *s, const char *verb, const char *arg, size_t len)
 static int
 arg_empty(const char *arg, size_t len)
 {
-	while (len > 0 && *arg == ' ')
-		arg++, len--;
+	skip_space(&arg, &len);
 	return len == 0;
 }
 
@@ -528,7 +546,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		} else if (param_is(tok, tlen, "BODY")) {
 			if (!((tlen == 9 && strncasecmp(tok + 5, "7BIT", 4) == 0) ||
 			    (tlen == 13 && strncasecmp(tok + 5, "8BITMIME", 8) == 0))) {
-				reply(s, R_BAD_BODY);
+				unsupported(s, tok, tlen);
 				goto fail;
 			}
 		} else if (!(param_is(tok, tlen, "SMTPUTF8") || param_is(tok, tlen, "RET") ||
@@ -654,7 +672,7 @@ fail_noerr:
 
 /* finish_message - the end of DATA or BDAT LAST: make it durable, then answer */
 static void
-finish_message(struct session *s)
+finish_message(struct session *s, unsigned long bdat_total)
 {
 	struct event ev = event(EV_MESSAGE, 5);
 	char bytes[24], count[16];
@@ -668,7 +686,10 @@ finish_message(struct session *s)
 	} else if (!commit) {
 		reply(s, R_FILE_TOO_BIG);
 	} else {
-		reply(s, R_QUEUED, s->qid);
+		if (s->bdat_seen)
+			reply(s, R_BDAT_QUEUED, bdat_total, s->qid);
+		else
+			reply(s, R_QUEUED, s->qid);
 		snprintf(bytes, sizeof(bytes), "%lu", s->body_bytes);
 		snprintf(count, sizeof(count), "%u", s->nrcpt);
 		field(&ev, "MAIL_FROM", s->from, s->from_len);
@@ -699,7 +720,7 @@ data_line(struct session *s, const char *line, size_t len, enum line_end end)
 	static const char *const ending[] = { [LE_CRLF] = "\r\n", [LE_LF] = "\n", [LE_NONE] = "" };
 
 	if (s->at_bol && end != LE_NONE && len == 1 && line[0] == '.') {
-		finish_message(s);
+		finish_message(s, 0);
 		return;
 	}
 	if (s->at_bol && len > 0 && line[0] == '.')
@@ -709,15 +730,18 @@ data_line(struct session *s, const char *line, size_t len, enum line_end end)
 	s->at_bol = end != LE_NONE;
 }
 
-/* cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes */
+/*
+ * cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes and the
+ * reply comes after it, even when the command is refused (the chunk is dropped).
+ */
 static void
 cmd_bdat(struct session *s, const char *arg, size_t len)
 {
 	const char *tok, *params = arg;
 	size_t left = len, tlen, i;
 	unsigned long size = 0;
-	int last = 0;
 
+	s->bdat_last = 0;
 	if (!next_param(&params, &left, &tok, &tlen) || tlen > 19)
 		goto syntax;
 	for (i = 0; i < tlen; i++) {
@@ -728,63 +752,76 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 	if (next_param(&params, &left, &tok, &tlen)) {
 		if (tlen != 4 || strncasecmp(tok, "LAST", 4) != 0 || !arg_empty(params, left))
 			goto syntax;
-		last = 1;
+		s->bdat_last = 1;
 	}
-	command_event(s, "BDAT", arg, len);
+	s->bdat_refused = R_COUNT;
+	if (s->nrcpt == 0)
+		s->bdat_refused = (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT;
+	else if (s->body_bytes + size > s->conf->max_size)
+		s->bdat_refused = R_CHUNK_TOO_BIG;
+	else if (!s->msg_open && open_message(s) < 0)
+		s->bdat_refused = R_QUEUE_WRITE;
+	else
+		s->bdat_seen = 1;
 	s->bdat_left = size;
-	s->bdat_last = last;
-	if (s->nrcpt == 0) {
-		/* the chunk is read and dropped; the reply comes after it */
-		s->msg_failed = -1;
-	} else if (!s->msg_open && open_message(s) < 0) {
-		s->msg_failed = -2;
-	}
-	s->bdat_seen = 1;
 	s->state |= S_BDAT;
+	bounded_copy(s->bdat_arg, sizeof(s->bdat_arg), arg, len);
 	if (size == 0)
 		session_bytes(s, "", 0);
 	return;
 syntax:
+	/* a client that cannot say how much follows cannot be followed: hang up */
 	reply(s, R_BDAT_SYNTAX);
 	s->errors++;
+	s->hangup = 1;
 	command_event(s, "BDAT", arg, len);
 }
 
 size_t
 session_want_bytes(const struct session *s)
 {
-	return (s->state & S_BDAT) ? (s->bdat_left > 0 ? s->bdat_left : 0) : 0;
+	return (s->state & S_BDAT) ? s->bdat_left : 0;
 }
 
 void
 session_bytes(struct session *s, const char *buf, size_t len)
 {
+	unsigned long total;
+
 	if (!(s->state & S_BDAT) || len > s->bdat_left)
 		abort();
-	if (s->msg_failed >= 0)
+	if (s->bdat_refused == R_COUNT && len > 0) {
 		body(s, buf, len);
+		s->last_byte = buf[len - 1];
+	}
 	s->bdat_left -= len;
 	if (s->bdat_left > 0)
 		return;
 	s->state &= ~S_BDAT;
-	if (s->msg_failed == -1) {
-		s->msg_failed = 0;
+	if (s->bdat_refused != R_COUNT) {
+		reply(s, s->bdat_refused);
 		s->errors++;
-		reply(s, (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT);
-	} else if (s->msg_failed == -2) {
-		s->msg_failed = 0;
 	} else if (s->bdat_last) {
-		finish_message(s);
+		/* XXX: Postfix counts the line end it adds to an unterminated message */
+		total = s->body_bytes + (s->body_bytes > 0 && s->last_byte == '\n' ? 0 : 2);
+		finish_message(s, total);
 	} else if (s->msg_failed) {
 		reply(s, R_QUEUE_WRITE);
 	} else {
 		reply(s, R_BDAT_OK, s->body_bytes);
 	}
+	command_event(s, "BDAT", s->bdat_arg, strlen(s->bdat_arg));
 }
 
 static void
 cmd_rset(struct session *s, const char *arg, size_t len)
 {
+	if (!arg_empty(arg, len)) {
+		reply(s, R_RSET_SYNTAX);
+		s->errors++;
+		command_event(s, "RSET", arg, len);
+		return;
+	}
 	reset_transaction(s);
 	reply(s, R_OK);
 	command_event(s, "RSET", arg, len);
@@ -811,8 +848,7 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 	char buf[ADDR_MAX];
 	size_t n;
 
-	while (len > 0 && *arg == ' ')
-		arg++, len--;
+	skip_space(&arg, &len);
 	if (len == 0) {
 		reply(s, R_VRFY_SYNTAX);
 		s->errors++;
@@ -820,10 +856,11 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 		const char *a = arg;
 		size_t alen = len;
 
+		/* the reply echoes the argument as given; the lookup strips <> */
+		n = bounded_copy(buf, sizeof(buf), arg, len);
+		printable(buf, n);
 		if (alen >= 2 && a[0] == '<' && a[alen - 1] == '>')
 			a++, alen -= 2;
-		n = bounded_copy(buf, sizeof(buf), a, alen);
-		printable(buf, n);
 		if (local_unknown(s, a, alen)) {
 			reply(s, R_USER_UNKNOWN, buf);
 			s->errors++;
@@ -834,17 +871,36 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 	command_event(s, "VRFY", arg, len);
 }
 
+/* cmd_etrn - RFC 1985; the persona has no fast-flush domains */
 static void
 cmd_etrn(struct session *s, const char *arg, size_t len)
 {
-	if (!s->helo_seen)
-		reply(s, R_HELO_FIRST);
-	else if (arg_empty(arg, len))
+	char buf[256];
+	size_t n;
+
+	skip_space(&arg, &len);
+	if (!s->helo_seen) {
+		reply(s, R_ETRN_HELO_FIRST);
+	} else if (s->state & S_TX) {
+		reply(s, R_ETRN_IN_TX);
+	} else if (len == 0) {
 		reply(s, R_ETRN_SYNTAX);
-	else
-		reply(s, R_ETRN);
+	} else {
+		n = bounded_copy(buf, sizeof(buf), arg, len);
+		printable(buf, n);
+		reply(s, R_ETRN, buf);
+	}
 	s->errors++;
 	command_event(s, "ETRN", arg, len);
+}
+
+/* cmd_starttls - RFC 3207; until TLS exists, what Postfix says with TLS off */
+static void
+cmd_starttls(struct session *s, const char *arg, size_t len)
+{
+	reply(s, arg_empty(arg, len) ? R_TLS_UNAVAILABLE : R_STARTTLS_SYNTAX);
+	s->errors++;
+	command_event(s, "STARTTLS", arg, len);
 }
 
 /* cmd_nonsmtp - HTTP and other non-SMTP commands: Postfix hangs up */
@@ -855,10 +911,10 @@ cmd_nonsmtp(struct session *s, const char *arg, size_t len)
 	command_event(s, "NON_SMTP", arg, len);
 }
 
-/* auth_event - one credential, as decoded; raw is the client's base64 */
+/* auth_event - one credential as the client sent it, and what it was told */
 static void
 auth_event(struct session *s, const char *user, size_t ulen, const char *pass, size_t plen,
-    const char *authz, size_t alen)
+    const char *authz, size_t alen, int ok)
 {
 	struct event ev = event(EV_AUTH, 4);
 
@@ -866,63 +922,68 @@ auth_event(struct session *s, const char *user, size_t ulen, const char *pass, s
 	field(&ev, "AUTHZID", authz, alen);
 	field(&ev, "USERNAME", user, ulen);
 	field(&ev, "PASSWORD", pass, plen);
+	fieldz(&ev, "RESULT", ok ? "accepted" : "rejected");
 	emit(s, &ev);
 }
 
-/* auth_fail - a client error in the dialogue: an event and Postfix's reply */
+/* auth_stop - leave the dialogue with a reply; failures count as errors */
 static void
-auth_fail(struct session *s, enum reply_id id, const char *what)
+auth_stop(struct session *s, enum reply_id id)
 {
-	struct event ev = event(EV_COMMAND, 6);
-
 	s->auth = AUTH_NONE;
 	s->state &= ~S_AUTH;
 	reply(s, id);
-	s->errors++;
-	fieldz(&ev, "COMMAND", "AUTH");
-	fieldz(&ev, "MECHANISM", s->auth_mech);
-	fieldz(&ev, "VALUE", what);
-	fieldz(&ev, "REPLY", id == R_AUTH_ABORTED ? "501" : "501");
-	emit(s, &ev);
+	if (id == R_AUTH_OK)
+		s->authenticated = 1;
+	else
+		s->errors++;
 }
 
-/* auth_done - every attempt succeeds: the bait */
+/* auth_abort - "*" or bad base64: an event for what was said, and Postfix's reply */
 static void
-auth_done(struct session *s)
+auth_abort(struct session *s, enum reply_id id, const char *resp, size_t len)
 {
-	s->auth = AUTH_NONE;
-	s->state &= ~S_AUTH;
-	s->authenticated = 1;
-	reply(s, R_AUTH_OK);
+	auth_stop(s, id);
+	command_event(s, "AUTH", resp, len);
 }
 
-/* auth_response - one client response (initial or after a 334) */
+/*
+ * auth_response - one client response (the initial one or after a 334).  Every
+ * well-formed credential is accepted; one a SASL server could not even parse
+ * (PLAIN without its two NULs, an empty response) gets the failure Dovecot gives.
+ */
 static void
-auth_response(struct session *s, const char *resp, size_t len)
+auth_response(struct session *s, const char *resp, size_t len, int initial)
 {
 	unsigned char dec[AUTH_MAX];
 	long n;
 
-	if (len == 1 && resp[0] == '*') {
-		auth_fail(s, R_AUTH_ABORTED, "*");
+	if (!initial && len == 1 && resp[0] == '*') {
+		auth_abort(s, R_AUTH_ABORTED, resp, len);
 		return;
 	}
+	/* RFC 4954 4: "=" is an empty initial response */
+	if (initial && len == 1 && resp[0] == '=')
+		len = 0;
 	if ((n = b64_decode(resp, len, dec, sizeof(dec))) < 0) {
-		auth_fail(s, R_AUTH_DECODE, "bad base64");
+		auth_abort(s, initial ? R_AUTH_BAD_IR : R_AUTH_BAD_RESP, resp, len);
 		return;
 	}
 	switch (s->auth) {
 	case AUTH_PLAIN: {
 		/* RFC 4616: authzid NUL authcid NUL passwd */
-		unsigned char *u = memchr(dec, '\0', (size_t)n), *p;
+		unsigned char *u = memchr(dec, '\0', (size_t)n), *p = NULL;
 
-		if (u == NULL || (p = memchr(u + 1, '\0', (size_t)(dec + n - u - 1))) == NULL) {
-			auth_event(s, (const char *)dec, (size_t)n, "", 0, "", 0);
-		} else {
-			auth_event(s, (const char *)u + 1, (size_t)(p - u - 1), (const char *)p + 1,
-			    (size_t)(dec + n - p - 1), (const char *)dec, (size_t)(u - dec));
+		if (u != NULL)
+			p = memchr(u + 1, '\0', (size_t)(dec + n - u - 1));
+		if (p == NULL || p == u + 1) {
+			auth_event(s, (const char *)dec, (size_t)n, "", 0, "", 0, 0);
+			auth_stop(s, R_AUTH_FAILED);
+			break;
 		}
-		auth_done(s);
+		auth_event(s, (const char *)u + 1, (size_t)(p - u - 1), (const char *)p + 1,
+		    (size_t)(dec + n - p - 1), (const char *)dec, (size_t)(u - dec), 1);
+		auth_stop(s, R_AUTH_OK);
 		break;
 	}
 	case AUTH_LOGIN_USER:
@@ -932,25 +993,22 @@ auth_response(struct session *s, const char *resp, size_t len)
 		reply(s, R_AUTH_PASS);
 		break;
 	case AUTH_LOGIN_PASS:
-		auth_event(s, s->auth_user, s->auth_user_len, (const char *)dec, (size_t)n, "", 0);
-		auth_done(s);
+		auth_event(s, s->auth_user, s->auth_user_len, (const char *)dec, (size_t)n,
+		    "", 0, s->auth_user_len > 0);
+		auth_stop(s, s->auth_user_len > 0 ? R_AUTH_OK : R_AUTH_FAILED);
 		break;
 	case AUTH_NONE:
 		abort();
 	}
 }
 
-/* cmd_auth - RFC 4954; the checks in Postfix's order */
+/* cmd_auth - RFC 4954, with the checks in Postfix's order (no HELO needed) */
 static void
 cmd_auth(struct session *s, const char *arg, size_t len)
 {
 	const char *params = arg, *mech, *ir;
-	size_t left = len, mlen, irlen;
+	size_t left = len, mlen, irlen, i;
 
-	if (!s->helo_seen) {
-		reply(s, R_HELO_FIRST);
-		goto fail;
-	}
 	if (s->authenticated) {
 		reply(s, R_AUTH_ALREADY);
 		goto fail;
@@ -964,8 +1022,8 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		goto fail;
 	}
 	bounded_copy(s->auth_mech, sizeof(s->auth_mech), mech, mlen);
-	for (ir = s->auth_mech; *ir; ir++)
-		s->auth_mech[ir - s->auth_mech] = (char)toupper((unsigned char)*ir);
+	for (i = 0; s->auth_mech[i] != '\0'; i++)
+		s->auth_mech[i] = (char)toupper((unsigned char)s->auth_mech[i]);
 	if (strcmp(s->auth_mech, "PLAIN") == 0) {
 		s->auth = AUTH_PLAIN;
 	} else if (strcmp(s->auth_mech, "LOGIN") == 0) {
@@ -974,11 +1032,9 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, R_AUTH_MECH);
 		goto fail;
 	}
-	command_event(s, "AUTH", arg, len);
 	s->state |= S_AUTH;
 	if (next_param(&params, &left, &ir, &irlen)) {
-		/* RFC 4954 4: "=" is an empty initial response */
-		auth_response(s, ir, (irlen == 1 && ir[0] == '=') ? 0 : irlen);
+		auth_response(s, ir, irlen, 1);
 		return;
 	}
 	reply(s, s->auth == AUTH_PLAIN ? R_AUTH_EMPTY : R_AUTH_USER);
@@ -1010,6 +1066,7 @@ static const struct command {
 	{ "VRFY", cmd_vrfy, 1 },
 	{ "ETRN", cmd_etrn, 1 },
 	{ "AUTH", cmd_auth, 0 },
+	{ "STARTTLS", cmd_starttls, 0 },
 	/* smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}} */
 	{ "CONNECT", cmd_nonsmtp, 0 },
 	{ "GET", cmd_nonsmtp, 0 },
@@ -1044,29 +1101,98 @@ session_greet(struct session *s)
 	reply(s, R_GREETING, s->conf->banner);
 }
 
+/* valid_utf8 - strict UTF-8 (RFC 3629): no overlong forms, surrogates or > U+10FFFF */
+static int
+valid_utf8(const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = p[i], need, min, cp, k;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, min = 0x80, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, min = 0x800, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, min = 0x10000, cp = c & 0x07;
+		else
+			return 0;
+		if (len - i <= need)
+			return 0;
+		for (k = 1; k <= need; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/*
+ * is_header - a token like "Subject:": a header name and a colon.  Postfix hangs up
+ * on these (a client that sends a message without DATA), as on HTTP verbs.
+ */
+static int
+is_header(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == ':')
+			return i > 0;
+		if (c <= ' ' || c >= 0x7f)
+			return 0;
+	}
+	return 0;
+}
+
 /* command - one command line: find the verb in the table and run its handler */
 static enum session_next
 command(struct session *s, const char *line, size_t len)
 {
 	const struct command *c;
+	const char *nul;
 	size_t vlen = 0;
 	char verb[16];
 
-	while (vlen < len && line[vlen] != ' ')
+	/* Postfix sees a C string: a NUL ends the command */
+	if ((nul = memchr(line, '\0', len)) != NULL)
+		len = (size_t)(nul - line);
+	while (len > 0 && is_space(line[len - 1]))
+		len--;
+	skip_space(&line, &len);
+	while (vlen < len && !is_space(line[vlen]))
 		vlen++;
+	bounded_copy(verb, sizeof(verb), line, vlen);
 	for (c = commands; c->verb != NULL; c++)
 		if (strlen(c->verb) == vlen && strncasecmp(c->verb, line, vlen) == 0)
 			break;
-	if (c->verb == NULL) {
-		/* XXX: a header-like line (Postfix's forbidden "Bogus" regexp) hangs up too */
-		if (vlen > 0 && line[vlen - 1] == ':') {
-			cmd_nonsmtp(s, line, len);
-			session_end(s, END_REJECTED);
-			return SN_CLOSE;
-		}
+	if (!valid_utf8((const unsigned char *)line, len)) {
+		reply(s, R_BAD_UTF8);
+		s->errors++;
+		command_event(s, verb, line, len);
+	} else if (len == 0) {
+		reply(s, R_BAD_SYNTAX);
+		s->errors++;
+		command_event(s, verb, line, len);
+	} else if (c->verb == NULL && (is_header(line, vlen) || !isalpha((unsigned char)line[0]))) {
+		/* smtpd_forbidden_commands: "Bogus" non-letters and header lines */
+		cmd_nonsmtp(s, line, len);
+		session_end(s, END_REJECTED);
+		return SN_CLOSE;
+	} else if (c->verb == NULL) {
 		reply(s, R_UNKNOWN);
 		s->errors++;
-		bounded_copy(verb, sizeof(verb), line, vlen);
 		command_event(s, verb, line, len);
 	} else {
 		if (c->junk && ++s->junk > JUNK_MAX)
@@ -1074,6 +1200,10 @@ command(struct session *s, const char *line, size_t len)
 		c->fn(s, line + vlen, len - vlen);
 		if (c->fn == cmd_quit || c->fn == cmd_nonsmtp) {
 			session_end(s, c->fn == cmd_quit ? END_QUIT : END_REJECTED);
+			return SN_CLOSE;
+		}
+		if (s->hangup) {
+			session_end(s, END_PROTOCOL);
 			return SN_CLOSE;
 		}
 	}
@@ -1102,7 +1232,7 @@ session_line(struct session *s, const char *line, size_t len, enum line_end end)
 	if (end == LE_NONE)
 		s->skip_rest = 1;
 	if (s->state & S_AUTH) {
-		auth_response(s, line, len);
+		auth_response(s, line, len, 0);
 		return SN_CONTINUE;
 	}
 	return command(s, line, len);
@@ -1112,6 +1242,7 @@ static const char *const end_names[] = {
 	[END_QUIT] = "quit", [END_EOF] = "eof", [END_TIMEOUT] = "timeout",
 	[END_ERRORS] = "too_many_errors", [END_REJECTED] = "non_smtp",
 	[END_WRITE] = "write_error", [END_READ] = "read_error", [END_LIMIT] = "limit",
+	[END_PROTOCOL] = "protocol_error",
 };
 
 void
