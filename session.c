@@ -36,7 +36,7 @@ enum {
 
 /* The reply catalogue: Postfix's words. */
 enum reply_id {
-	R_GREETING, R_HELO, R_OK, R_MAIL_OK, R_RCPT_OK, R_DATA, R_QUEUED, R_BYE,
+	R_GREETING, R_HELO, R_EHLO_LINE, R_OK, R_MAIL_OK, R_RCPT_OK, R_DATA, R_QUEUED, R_BYE,
 	R_BDAT_OK, R_BDAT_QUEUED, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY,
 	R_HELO_SYNTAX, R_EHLO_SYNTAX, R_MAIL_SYNTAX, R_RCPT_SYNTAX, R_DATA_SYNTAX,
 	R_BDAT_SYNTAX, R_VRFY_SYNTAX, R_AUTH_SYNTAX, R_ETRN_SYNTAX,
@@ -52,6 +52,7 @@ enum reply_id {
 static const char *const catalogue[R_COUNT] = {
 	[R_GREETING] = "220 %s",
 	[R_HELO] = "250 %s",
+	[R_EHLO_LINE] = "250%c%s",
 	[R_OK] = "250 2.0.0 Ok",
 	[R_MAIL_OK] = "250 2.1.0 Ok",
 	[R_RCPT_OK] = "250 2.1.5 Ok",
@@ -475,11 +476,12 @@ cmd_helo(struct session *s, const char *arg, size_t len)
 	reply(s, R_HELO, s->conf->hostname);
 }
 
-/* cmd_ehlo - RFC 5321 4.1.1.1; the keyword list is the persona's */
+/* cmd_ehlo - RFC 5321 4.1.1.1; the keyword list is the persona's, one reply a line */
 static void
 cmd_ehlo(struct session *s, const char *arg, size_t len)
 {
 	size_t i, n = sizeof(ehlo_keywords) / sizeof(ehlo_keywords[0]);
+	char kw[64];
 
 	if (arg_empty(arg, len)) {
 		reply(s, R_EHLO_SYNTAX);
@@ -488,19 +490,10 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		return;
 	}
 	greet_name(s, "EHLO", arg, len);
-	s->out_len += (size_t)snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len,
-	    "250-%s\r\n", s->conf->hostname);
+	reply(s, R_EHLO_LINE, '-', s->conf->hostname);
 	for (i = 0; i < n; i++) {
-		int w;
-
-		w = snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len, "250%c",
-		    i + 1 == n ? ' ' : '-');
-		s->out_len += (size_t)w;
-		w = snprintf(s->out + s->out_len, sizeof(s->out) - s->out_len,
-		    ehlo_keywords[i], s->conf->max_size);
-		s->out_len += (size_t)w;
-		s->out_len += (size_t)snprintf(s->out + s->out_len,
-		    sizeof(s->out) - s->out_len, "\r\n");
+		snprintf(kw, sizeof(kw), ehlo_keywords[i], s->conf->max_size);
+		reply(s, R_EHLO_LINE, i + 1 == n ? ' ' : '-', kw);
 	}
 }
 
@@ -596,8 +589,10 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		goto fail;
 	}
 	if (s->nrcpt >= s->conf->max_rcpt) {
+		/* XXX: not an error to Postfix */
 		reply(s, R_TOO_MANY_RCPT);
-		goto fail;
+		command_event(s, "RCPT", arg, len);
+		return;
 	}
 	if (local_unknown(s, p.addr, p.len)) {
 		char buf[ADDR_MAX];
@@ -698,6 +693,9 @@ finish_message(struct session *s, unsigned long bdat_total)
 		fieldz(&ev, "BODY_BYTES", bytes);
 		fieldz(&ev, "MSG_ID", s->qid);
 		emit(s, &ev);
+		/* a delivered message clears the client's record, as in Postfix */
+		s->errors = 0;
+		s->junk = 0;
 	}
 	reset_transaction(s);
 }
@@ -1195,7 +1193,7 @@ command(struct session *s, const char *line, size_t len)
 		s->errors++;
 		command_event(s, verb, line, len);
 	} else {
-		if (c->junk && ++s->junk > JUNK_MAX)
+		if (c->junk && s->junk++ > JUNK_MAX)
 			s->errors++;
 		c->fn(s, line + vlen, len - vlen);
 		if (c->fn == cmd_quit || c->fn == cmd_nonsmtp) {
