@@ -142,6 +142,8 @@ struct session {
 	unsigned junk;
 	unsigned delay_ms;		/* error sleeps owed before the next output */
 	char code[4];			/* the code of the last reply, for events */
+	const char *cur;		/* the command line being handled, for events */
+	size_t cur_len;
 
 	char helo[HELO_MAX];
 	size_t helo_len;
@@ -469,7 +471,7 @@ cmd_helo(struct session *s, const char *arg, size_t len)
 	if (arg_empty(arg, len)) {
 		reply(s, R_HELO_SYNTAX);
 		s->errors++;
-		command_event(s, "HELO", arg, len);
+		command_event(s, "HELO", s->cur, s->cur_len);
 		return;
 	}
 	greet_name(s, "HELO", arg, len);
@@ -486,7 +488,7 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 	if (arg_empty(arg, len)) {
 		reply(s, R_EHLO_SYNTAX);
 		s->errors++;
-		command_event(s, "EHLO", arg, len);
+		command_event(s, "EHLO", s->cur, s->cur_len);
 		return;
 	}
 	greet_name(s, "EHLO", arg, len);
@@ -557,7 +559,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	return;
 fail:
 	s->errors++;
-	command_event(s, "MAIL", arg, len);
+	command_event(s, "MAIL", s->cur, s->cur_len);
 }
 
 static void
@@ -591,7 +593,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	if (s->nrcpt >= s->conf->max_rcpt) {
 		/* XXX: not an error to Postfix */
 		reply(s, R_TOO_MANY_RCPT);
-		command_event(s, "RCPT", arg, len);
+		command_event(s, "RCPT", s->cur, s->cur_len);
 		return;
 	}
 	if (local_unknown(s, p.addr, p.len)) {
@@ -618,7 +620,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	return;
 fail:
 	s->errors++;
-	command_event(s, "RCPT", arg, len);
+	command_event(s, "RCPT", s->cur, s->cur_len);
 }
 
 /* open_message - ask the shell for a queue file; 451 when it cannot */
@@ -657,12 +659,12 @@ cmd_data(struct session *s, const char *arg, size_t len)
 	s->state = S_DATA;
 	s->at_bol = 1;
 	reply(s, R_DATA);
-	command_event(s, "DATA", arg, len);
+	command_event(s, "DATA", s->cur, s->cur_len);
 	return;
 fail:
 	s->errors++;
 fail_noerr:
-	command_event(s, "DATA", arg, len);
+	command_event(s, "DATA", s->cur, s->cur_len);
 }
 
 /* finish_message - the end of DATA or BDAT LAST: make it durable, then answer */
@@ -763,7 +765,7 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 		s->bdat_seen = 1;
 	s->bdat_left = size;
 	s->state |= S_BDAT;
-	bounded_copy(s->bdat_arg, sizeof(s->bdat_arg), arg, len);
+	bounded_copy(s->bdat_arg, sizeof(s->bdat_arg), s->cur, s->cur_len);
 	if (size == 0)
 		session_bytes(s, "", 0);
 	return;
@@ -772,7 +774,7 @@ syntax:
 	reply(s, R_BDAT_SYNTAX);
 	s->errors++;
 	s->hangup = 1;
-	command_event(s, "BDAT", arg, len);
+	command_event(s, "BDAT", s->cur, s->cur_len);
 }
 
 size_t
@@ -817,26 +819,28 @@ cmd_rset(struct session *s, const char *arg, size_t len)
 	if (!arg_empty(arg, len)) {
 		reply(s, R_RSET_SYNTAX);
 		s->errors++;
-		command_event(s, "RSET", arg, len);
+		command_event(s, "RSET", s->cur, s->cur_len);
 		return;
 	}
 	reset_transaction(s);
 	reply(s, R_OK);
-	command_event(s, "RSET", arg, len);
+	command_event(s, "RSET", s->cur, s->cur_len);
 }
 
 static void
 cmd_noop(struct session *s, const char *arg, size_t len)
 {
+	(void)arg, (void)len;
 	reply(s, R_OK);
-	command_event(s, "NOOP", arg, len);
+	command_event(s, "NOOP", s->cur, s->cur_len);
 }
 
 static void
 cmd_quit(struct session *s, const char *arg, size_t len)
 {
+	(void)arg, (void)len;
 	reply(s, R_BYE);
-	command_event(s, "QUIT", arg, len);
+	command_event(s, "QUIT", s->cur, s->cur_len);
 }
 
 /* cmd_vrfy - Postfix looks the user up in the local tables (disable_vrfy_command=no) */
@@ -866,7 +870,7 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 			reply(s, R_VRFY, buf);
 		}
 	}
-	command_event(s, "VRFY", arg, len);
+	command_event(s, "VRFY", s->cur, s->cur_len);
 }
 
 /* cmd_etrn - RFC 1985; the persona has no fast-flush domains */
@@ -889,7 +893,7 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 		reply(s, R_ETRN, buf);
 	}
 	s->errors++;
-	command_event(s, "ETRN", arg, len);
+	command_event(s, "ETRN", s->cur, s->cur_len);
 }
 
 /* cmd_starttls - RFC 3207; until TLS exists, what Postfix says with TLS off */
@@ -898,7 +902,7 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 {
 	reply(s, arg_empty(arg, len) ? R_TLS_UNAVAILABLE : R_STARTTLS_SYNTAX);
 	s->errors++;
-	command_event(s, "STARTTLS", arg, len);
+	command_event(s, "STARTTLS", s->cur, s->cur_len);
 }
 
 /* cmd_nonsmtp - HTTP and other non-SMTP commands: Postfix hangs up */
@@ -906,7 +910,8 @@ static void
 cmd_nonsmtp(struct session *s, const char *arg, size_t len)
 {
 	reply(s, R_NON_SMTP);
-	command_event(s, "NON_SMTP", arg, len);
+	(void)arg, (void)len;
+	command_event(s, "NON_SMTP", s->cur, s->cur_len);
 }
 
 /* auth_event - one credential as the client sent it, and what it was told */
@@ -1039,7 +1044,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	return;
 fail:
 	s->errors++;
-	command_event(s, "AUTH", arg, len);
+	command_event(s, "AUTH", s->cur, s->cur_len);
 }
 
 /*
@@ -1172,6 +1177,8 @@ command(struct session *s, const char *line, size_t len)
 	while (vlen < len && !is_space(line[vlen]))
 		vlen++;
 	bounded_copy(verb, sizeof(verb), line, vlen);
+	s->cur = line;
+	s->cur_len = len;
 	for (c = commands; c->verb != NULL; c++)
 		if (strlen(c->verb) == vlen && strncasecmp(c->verb, line, vlen) == 0)
 			break;
@@ -1239,7 +1246,7 @@ session_line(struct session *s, const char *line, size_t len, enum line_end end)
 static const char *const end_names[] = {
 	[END_QUIT] = "quit", [END_EOF] = "eof", [END_TIMEOUT] = "timeout",
 	[END_ERRORS] = "too_many_errors", [END_REJECTED] = "non_smtp",
-	[END_WRITE] = "write_error", [END_READ] = "read_error", [END_LIMIT] = "limit",
+	[END_WRITE] = "write_error", [END_READ] = "read_error",
 	[END_PROTOCOL] = "protocol_error",
 };
 

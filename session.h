@@ -34,7 +34,6 @@ enum session_end {
 	END_REJECTED,		/* a non-SMTP command (HTTP and the like) */
 	END_WRITE,		/* a reply could not be sent: the client vanished */
 	END_READ,		/* reading failed (reset) */
-	END_LIMIT,		/* a session limit (bytes, wall time) was reached */
 	END_PROTOCOL		/* a protocol error that Postfix hangs up on */
 };
 
