@@ -300,13 +300,6 @@ on_event(void *ctx, const struct event *ev)
 	sink_event(ctx, ev);
 }
 
-static void
-finish(enum session_end why, int status)
-{
-	session_end(session, why);
-	exit(status);
-}
-
 /* wait_fd - poll one fd for events within the idle timeout; 1 ready, 0 timeout */
 static int
 wait_fd(int fd, short events)
@@ -320,37 +313,66 @@ wait_fd(int fd, short events)
 	return r > 0;
 }
 
-/* flush - send the session's pending replies (after its error sleeps), all of them */
-static void
-flush(void)
+/* send_out - write all of buf within the idle timeout; 0, or the end it met */
+static int
+send_out(const char *buf, size_t len)
 {
-	size_t len, off = 0;
-	const char *out = session_output(session, &len);
-	unsigned delay = session_delay_ms(session);
+	size_t off = 0;
 
-	if (delay > 0) {
-		struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
-
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
 	while (off < len) {
 		ssize_t w;
 
-		if (!wait_fd(1, POLLOUT)) {
-			session_output_done(session);
-			finish(END_TIMEOUT, 0);
-		}
-		w = write(1, out + off, len - off);
+		if (!wait_fd(1, POLLOUT))
+			return END_TIMEOUT;
+		w = write(1, buf + off, len - off);
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (w <= 0) {
-			session_output_done(session);
-			finish(END_WRITE, 0);
-		}
+		if (w <= 0)
+			return END_WRITE;
 		off += (size_t)w;
 	}
+	return 0;
+}
+
+/* sleep_ms - the error sleeps the session asked for */
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* finish - end the session: its last words (a 421) go out if they can, then exit */
+static void
+finish(enum session_end why)
+{
+	size_t len;
+	const char *out;
+
+	session_end(session, why);
+	out = session_output(session, &len);
+	if (why != END_WRITE && len > 0) {
+		sleep_ms(session_delay_ms(session));
+		send_out(out, len);
+	}
+	exit(0);
+}
+
+/* flush - send the session's pending replies (after its error sleeps) */
+static void
+flush(void)
+{
+	size_t len;
+	const char *out = session_output(session, &len);
+	int end;
+
+	sleep_ms(session_delay_ms(session));
+	end = send_out(out, len);
 	session_output_done(session);
+	if (end != 0)
+		finish((enum session_end)end);
 }
 
 /* The line reader: a fixed buffer; lines longer than LINE_MAX_LEN come in pieces. */
@@ -370,9 +392,8 @@ fill(void)
 	}
 	flush();
 	for (;;) {
-		if (!wait_fd(0, POLLIN)) {
-			finish(END_TIMEOUT, 0);
-		}
+		if (!wait_fd(0, POLLIN))
+			finish(END_TIMEOUT);
 		r = read(0, in + in_end, sizeof(in) - in_end);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -429,10 +450,10 @@ run(void)
 			/* EOF: a partial last line still counts (a message body keeps it) */
 			if (in_end > in_start && session_want_bytes(session) == 0)
 				session_line(session, in + in_start, in_end - in_start, LE_NONE);
-			finish(END_EOF, 0);
+			finish(END_EOF);
 			break;
 		default:
-			finish(END_READ, 0);
+			finish(END_READ);
 		}
 	}
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bats
+# AUTH (RFC 4954): every well-formed credential is accepted and logged.
+
+load helper
+
+setup() {
+	common_setup
+}
+
+@test "AUTH PLAIN with an initial response is accepted and logged" {
+	# authzid "", user alice, password s3cret
+	smtp "EHLO x" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
+	assert_line -n 12 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt mechanism)" = PLAIN ]
+	[ "$(event_field auth_attempt username)" = alice ]
+	[ "$(event_field auth_attempt password)" = s3cret ]
+	[ "$(event_field auth_attempt result)" = accepted ]
+}
+
+@test "AUTH PLAIN without an initial response prompts with an empty 334" {
+	# authzid admin, user bob, password hunter2
+	smtp "EHLO x" "AUTH PLAIN" "$(printf 'admin\0bob\0hunter2' | base64)" QUIT
+	assert_line -n 12 $'334 \r'
+	assert_line -n 13 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt authzid)" = admin ]
+	[ "$(event_field auth_attempt username)" = bob ]
+	[ "$(event_field auth_attempt password)" = hunter2 ]
+}
+
+@test "AUTH LOGIN asks for the user name, then the password" {
+	smtp "EHLO x" "AUTH LOGIN" "$(printf root | base64)" "$(printf toor | base64)" QUIT
+	assert_line -n 12 $'334 VXNlcm5hbWU6\r'
+	assert_line -n 13 $'334 UGFzc3dvcmQ6\r'
+	assert_line -n 14 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt mechanism)" = LOGIN ]
+	[ "$(event_field auth_attempt username)" = root ]
+	[ "$(event_field auth_attempt password)" = toor ]
+}
+
+@test "AUTH LOGIN with the user name as initial response asks only for the password" {
+	smtp "AUTH LOGIN YWxpY2U=" "czNjcmV0" QUIT
+	assert_line -n 1 $'334 UGFzc3dvcmQ6\r'
+	assert_line -n 2 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt username)" = alice ]
+}
+
+@test "cancel, bad base64, unknown mechanisms and a second AUTH get Postfix's replies" {
+	smtp "EHLO x" "AUTH LOGIN" "*" "AUTH PLAIN" "!!!" "AUTH PLAIN *" "AUTH CRAM-MD5" AUTH \
+	    "AUTH PLAIN =" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
+	assert_line -n 13 $'501 5.7.0 Authentication aborted\r'
+	assert_line -n 15 $'535 5.7.8 Error: authentication failed: Invalid base64 data in continued response\r'
+	assert_line -n 16 $'535 5.7.8 Error: authentication failed: Invalid base64 data in initial response\r'
+	assert_line -n 17 $'535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r'
+	assert_line -n 18 $'501 5.5.4 Syntax: AUTH mechanism\r'
+	assert_line -n 19 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 20 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 21 $'503 5.5.1 Error: already authenticated\r'
+	[ "$(event_field auth_attempt result 0)" = rejected ]
+	[ "$(event_field auth_attempt result 1)" = accepted ]
+}
+
+@test "AUTH inside a mail transaction is refused" {
+	smtp "EHLO x" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
+	assert_line -n 13 $'503 5.5.1 Error: MAIL transaction in progress\r'
+	[ -z "$(events auth_attempt)" ]
+}
+
+@test "a password with 8-bit bytes reaches the event intact" {
+	smtp "AUTH PLAIN $(printf '\0u\0p\xe9\xff' | base64)" QUIT
+	assert_line -n 1 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt password_base64)" = "$(printf 'p\xe9\xff' | base64)" ]
+}
