@@ -250,9 +250,12 @@ stderr_is_client(void)
 static int
 setup_sinks(void)
 {
+	static char fallback[4096];
 	char buf[1024], *tok, *save = NULL;
 
-	if (stderr_is_client()) {
+	int client_stderr = stderr_is_client();
+
+	if (client_stderr) {
 		int fd = open("/dev/null", O_WRONLY);
 
 		if (fd >= 0 && fd != 2) {
@@ -274,10 +277,18 @@ setup_sinks(void)
 			return -1;
 		}
 	}
-	/* where events go that journald refuses: a file, else stderr */
+	/*
+	 * Where events go that journald refuses: the fallback file, else stderr, else
+	 * (stderr being the client) events.json in the spool directory.
+	 */
+	if (set.fallback_log == NULL && client_stderr) {
+		snprintf(fallback, sizeof(fallback), "%s/events.json", set.spool);
+		mkdir(set.spool, 0700);
+		set.fallback_log = fallback;
+	}
 	if (set.fallback_log != NULL)
 		sink.fallback_fd = open_log(set.fallback_log);
-	if (sink.fallback_fd < 0)
+	else
 		sink.fallback_fd = 2;
 	return 0;
 }
@@ -467,7 +478,14 @@ main(int argc, char **argv)
 	long n;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (configure(argc, argv) < 0 || setup_sinks() < 0)
+	if (configure(argc, argv) < 0)
+		return 2;
+	if (set.spool == NULL) {
+		const char *st = getenv("STATE_DIRECTORY");
+
+		set.spool = st && *st ? st : "/var/lib/decky-smtpd";
+	}
+	if (setup_sinks() < 0)
 		return 2;
 	if (set.hostname == NULL) {
 		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
@@ -494,11 +512,6 @@ main(int argc, char **argv)
 	conf.error_sleep_ms = (unsigned)n;
 	conf.soft_errors = 10;
 	conf.hard_errors = 20;
-	if (set.spool == NULL) {
-		const char *st = getenv("STATE_DIRECTORY");
-
-		set.spool = st && *st ? st : "/var/lib/decky-smtpd";
-	}
 	spool_init(&spool, set.spool);
 
 	peer.hostname = set.hostname;

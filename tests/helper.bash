@@ -58,12 +58,12 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_port PORT - until something accepts on 127.0.0.1:PORT (5 s at most)
+# wait_port PORT - until something listens on 127.0.0.1:PORT (5 s at most).  It tries
+# to bind the port rather than connect: a connection would be a session of its own.
 wait_port() {
 	local i
 	for i in $(seq 100); do
-		python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2).close()" \
-		    2>/dev/null && return 0
+		python3 -c "import socket; socket.socket().bind(('127.0.0.1', $1))" 2>/dev/null || return 0
 		sleep 0.05
 	done
 	echo "nothing listens on 127.0.0.1:$1" >&2

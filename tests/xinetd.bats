@@ -1,0 +1,76 @@
+#!/usr/bin/env bats
+# Under a real xinetd (in the foreground), where stderr is the connection itself.
+
+load helper
+
+setup() {
+	common_setup
+	command -v xinetd >/dev/null || skip "xinetd is not installed"
+	PORT=$(free_port)
+	conf=$BATS_TEST_TMPDIR/xinetd.conf
+	cat >"$conf" <<CONF
+service decky-smtpd-test
+{
+	type		= UNLISTED
+	port		= $PORT
+	bind		= 127.0.0.1
+	socket_type	= stream
+	protocol	= tcp
+	wait		= no
+	user		= root
+	server		= $DECKY
+	server_args	= --log=journal,json:$EVENTS
+	env		= SMTP_HOSTNAME=omega-decky SMTP_SPOOL=$SMTP_SPOOL SMTP_ERROR_SLEEP=0
+	instances	= 10
+	per_source	= 5
+}
+CONF
+}
+
+# start_xinetd [WRAPPER...] - xinetd in the foreground, optionally under a wrapper
+start_xinetd() {
+	"$@" xinetd -dontfork -f "$conf" -pidfile "$BATS_TEST_TMPDIR/xinetd.pid" \
+	    2>"$BATS_TEST_TMPDIR/xinetd.log" &
+	XINETD=$!
+	wait_port "$PORT"
+}
+
+# no_journal CMD... - run CMD with journald's socket hidden (a private mount namespace)
+no_journal() {
+	if [ -d /run/systemd/journal ]; then
+		unshare -m sh -c 'mount -t tmpfs none /run/systemd/journal && exec "$@"' - "$@"
+	else
+		"$@"
+	fi
+}
+
+teardown() {
+	[ -n "${XINETD:-}" ] && kill "$XINETD" 2>/dev/null && wait "$XINETD" 2>/dev/null
+	return 0
+}
+
+@test "a session under xinetd is answered and logged with the peer's address" {
+	start_xinetd
+	probe $'EHLO x\nMAIL FROM:<a@b.c>\nRCPT TO:<x@y.z>\nDATA\n!b"hi\\r\\n.\\r\\n"\n?1\nQUIT'
+	assert_success
+	assert_line --index 0 $'S: 220 omega-decky ESMTP Postfix (Debian/GNU)\r'
+	assert_line --regexp $'^S: 250 2.0.0 Ok: queued as [0-9A-F]+\r$'
+	assert_line $'S: 221 2.0.0 Bye\r'
+	wait_event disconnect
+	[ "$(event_field connect src)" = 127.0.0.1 ]
+	[ "$(event_field connect dst_port)" = "$PORT" ]
+	[ "$(event_field message_accepted rcpt_to)" = x@y.z ]
+}
+
+@test "nothing but SMTP replies reaches the client, even when journald refuses events" {
+	# journald is hidden from the session; under xinetd stderr is the socket, so the
+	# refused events must go to the fallback file and never to the client
+	[ "$(id -u)" -eq 0 ] || skip "hiding journald needs a mount namespace (root)"
+	start_xinetd no_journal
+	probe $'NOOP\nQUIT'
+	assert_output "$(printf 'S: 220 omega-decky ESMTP Postfix (Debian/GNU)\r\nC: NOOP\nS: 250 2.0.0 Ok\r\nC: QUIT\nS: 221 2.0.0 Bye\r')"
+	wait_event disconnect
+	# the journal's copy went to the fallback file in the spool: connect, NOOP, QUIT, disconnect
+	fallback=$SMTP_SPOOL/events.json
+	[ "$(jq -r .event_type "$fallback" | tr '\n' ' ')" = "connect command command disconnect " ]
+}
