@@ -1,22 +1,29 @@
-# decky-smtpd - see README.md.  Warnings are added to the user's CFLAGS, not replaced.
+# decky-smtpd - see README.md.  Warnings are added to the user's CFLAGS, never replaced.
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
-SYSTEMDUNITDIR ?= /lib/systemd/system
+UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 XINETDDIR ?= /etc/xinetd.d
 
 CC ?= cc
-CFLAGS ?= -O2 -g
+CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2
 WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes
 WERROR ?= -Werror
 PKGS = libsystemd yajl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = -std=c11 -D_FORTIFY_SOURCE=2 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-OBJS = smtpd.o session.o sink.o spool.o b64.o
+SRCS = smtpd.c session.c sink.c spool.c b64.c
 HDRS = session.h sink.h spool.h b64.h
+OBJS = $(SRCS:.c=.o)
+
+# make run: where the honeypot listens and keeps its spool and event file
+RUN_HOST ?= 127.0.0.1
+RUN_PORT ?= 2525
+RUN_DIR ?= $(CURDIR)/run
 
 all: decky-smtpd
 
@@ -26,8 +33,52 @@ decky-smtpd: $(OBJS)
 %.o: %.c $(HDRS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# the same program under AddressSanitizer and UndefinedBehaviorSanitizer
+build/asan/decky-smtpd: $(SRCS) $(HDRS)
+	@mkdir -p build/asan
+	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(SRCS) $(PKG_LIBS)
+
+asan: build/asan/decky-smtpd
+
+deps:
+	@tools/deps check
+
+# every test, on the plain build and then on the sanitizer build
+check:
+	@tools/deps check
+	@$(MAKE) --no-print-directory all asan
+	@tests/run ./decky-smtpd
+	@DECKY_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan/decky-smtpd
+
+run:
+	@tools/deps run
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(RUN_DIR)
+	@echo "decky-smtpd: listening on $(RUN_HOST):$(RUN_PORT), one process per connection (systemd-socket-activate --inetd -a)"
+	@echo "  try:     swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org"
+	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
+	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message)"
+	@echo "  stop:    Ctrl-C"
+	@[ -S /run/systemd/journal/socket ] || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
+	@exec systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
+	    $(CURDIR)/decky-smtpd --log=journal,json:$(RUN_DIR)/events.json
+
+install: decky-smtpd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR)
+	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
+	install -m 644 man/decky-smtpd.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd.8
+	install -m 644 man/decky-smtpd.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd.catalog
+	install -m 644 units/decky-smtpd.socket $(DESTDIR)$(UNITDIR)/decky-smtpd.socket
+	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd@.service \
+	    >$(DESTDIR)$(UNITDIR)/decky-smtpd@.service
+	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd.xinetd \
+	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
+	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
+
 clean:
-	rm -f decky-smtpd *.o
+	rm -f decky-smtpd $(OBJS)
 	rm -rf build
 
-.PHONY: all clean
+.PHONY: all asan deps check run install clean

@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# Events in a real journald, queried with journalctl.
+
+load helper
+
+setup() {
+	common_setup
+	ensure_journald
+}
+
+# jfield FIELD - FIELD of every entry of this session, one a line
+session_entries() {
+	journalctl --no-pager -o json SESSION_ID="$1" 2>/dev/null
+}
+
+@test "every event of a session is in the journal with its fields" {
+	run "$DECKY" --log=journal < <(printf 'EHLO test.com\r\nAUTH PLAIN AGFsaWNlAHMzY3JldA==\r\nMAIL FROM:<a@b.c> BODY=8BITMIME\r\nRCPT TO:<x@y.z>\r\nDATA\r\nSubject: j\r\n\r\nbody\r\n.\r\nFOO bar\r\nQUIT\r\n')
+	assert_success
+	sid=
+	for i in $(seq 50); do
+		sid=$(journalctl --no-pager -o json -t decky-smtpd EVENT_TYPE=connect -n 1 | jq -r .SESSION_ID)
+		[ -n "$sid" ] && [ "$(session_entries "$sid" | jq -r .EVENT_TYPE | tail -1)" = disconnect ] && break
+		sleep 0.1
+	done
+	entries=$(session_entries "$sid")
+	[ "$(jq -r .EVENT_TYPE <<<"$entries" | tr '\n' ' ')" = \
+	    "connect ehlo auth_attempt mail_from rcpt_to command message_accepted command command disconnect " ]
+	# common fields on every entry
+	[ "$(jq -r 'select(.SYSLOG_IDENTIFIER == "decky-smtpd" and .SRC == "unknown" and .SRC_PORT == "0"
+	    and .DST == "unknown" and .PERSONA_HOSTNAME == "omega-decky" and (.MESSAGE_ID | length) == 32
+	    and (.PRIORITY | length) == 1 and (.MESSAGE | length) > 0) | .EVENT_TYPE' <<<"$entries" | wc -l)" -eq 10 ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "ehlo") | .DOMAIN' <<<"$entries")" = test.com ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "auth_attempt") | .USERNAME + ":" + .PASSWORD + ":" + .MECHANISM' <<<"$entries")" = alice:s3cret:PLAIN ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "mail_from") | .VALUE + " " + .PARAMS' <<<"$entries")" = "a@b.c BODY=8BITMIME" ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "rcpt_to") | .VALUE' <<<"$entries")" = x@y.z ]
+	m=$(jq -c 'select(.EVENT_TYPE == "message_accepted")' <<<"$entries")
+	[ "$(jq -r .MAIL_FROM <<<"$m")" = a@b.c ]
+	[ "$(jq -r .RCPT_TO <<<"$m")" = x@y.z ]
+	[ "$(jq -r .BODY_BYTES <<<"$m")" = 20 ]
+	[[ "$(jq -r .MSG_ID <<<"$m")" =~ ^[0-9A-F]+$ ]]
+	[ -f "$(jq -r .SPOOL_FILE <<<"$m")" ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "command" and .COMMAND == "FOO") | .VALUE + "/" + .REPLY' <<<"$entries")" = "FOO bar/500" ]
+	[ "$(jq -r 'select(.EVENT_TYPE == "disconnect") | .REASON' <<<"$entries")" = quit ]
+}
+
+@test "client bytes cannot forge journal fields or lines" {
+	run "$DECKY" --log=journal < <(printf 'EHLO evil\nEVENT_TYPE=forged\r\nQUIT\r\n')
+	assert_success
+	for i in $(seq 50); do
+		sid=$(journalctl --no-pager -o json -t decky-smtpd EVENT_TYPE=ehlo DOMAIN=evil -n 1 | jq -r .SESSION_ID)
+		[ -n "$sid" ] && [ "$(session_entries "$sid" | jq -r .EVENT_TYPE | tail -1)" = disconnect ] && break
+		sleep 0.1
+	done
+	[ -n "$sid" ]
+	[ -z "$(journalctl --no-pager -o json EVENT_TYPE=forged)" ]
+	# the bare LF ended the EHLO line; the second line is an unknown command, logged as such
+	[ "$(session_entries "$sid" | jq -r 'select(.EVENT_TYPE == "command") | .VALUE' | head -1)" = "EVENT_TYPE=forged" ]
+}
+
+@test "when journald cannot be reached, events go to the fallback JSON on stderr" {
+	[ -d /run/systemd/journal ] || skip "no journald to hide"
+	run unshare -m sh -c 'mount -t tmpfs none /run/systemd/journal && exec "$1" --log=journal 2>"$2" <"$3"' - \
+	    "$DECKY" "$BATS_TEST_TMPDIR/stderr" <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_success
+	[ "$(jq -r .event_type "$BATS_TEST_TMPDIR/stderr" | tr '\n' ' ')" = "connect ehlo command disconnect " ]
+}
