@@ -1,0 +1,48 @@
+#!/usr/bin/env bats
+# The man page is the reference: lint-clean, and it names everything the code emits.
+
+load helper
+
+PAGE=$TOP/man/decky-smtpd.8
+
+@test "mandoc -T lint finds nothing in the man page" {
+	run mandoc -T lint -W warning "$PAGE"
+	assert_output ''
+}
+
+@test "every event type, field and disconnect reason in the code is in the man page" {
+	names=$( {
+		# event types (sink.c) and fields (session.c, sink.c, smtpd.c)
+		grep -oE '\[EV_[A-Z]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
+		grep -ohE '(fieldz?\(&ev, |ADD\()"[A-Z_]+"' "$TOP"/*.c | grep -oE '"[A-Z_]+"'
+		grep -ohE '\.name = "[A-Z_]+"' "$TOP/smtpd.c" | grep -oE '"[A-Z_]+"'
+		# disconnect reasons
+		grep -oE '\[END_[A-Z]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
+	} | tr -d '"' | sort -u)
+	[ "$(wc -l <<<"$names")" -gt 30 ]
+	missing=
+	for n in $names; do
+		grep -qw -- "$n" "$PAGE" || missing="$missing $n"
+	done
+	[ -z "$missing" ] || { echo "not in the man page:$missing"; false; }
+}
+
+@test "every setting is in the man page as an option and as SMTP_ variable" {
+	settings=$(sed -n '/^} settings\[\] = {/,/^};/p' "$TOP/smtpd.c" | grep -oE '\{ "[a-z-]+"' | grep -oE '[a-z-]+')
+	[ "$(wc -w <<<"$settings")" -ge 9 ]
+	missing=
+	for s in $settings; do
+		env=SMTP_$(tr 'a-z-' 'A-Z_' <<<"$s")
+		grep -q -- "$s" "$PAGE" || missing="$missing --$s"
+		grep -q -- "$env" "$PAGE" || missing="$missing $env"
+	done
+	[ -z "$missing" ] || { echo "not in the man page:$missing"; false; }
+}
+
+@test "the catalog explains every event's MESSAGE_ID" {
+	ids=$(grep -oE '"[0-9a-f]{32}"' "$TOP/sink.c" | tr -d '"')
+	[ "$(wc -l <<<"$ids")" -eq 8 ]
+	for id in $ids; do
+		grep -qx -- "-- $id" "$TOP/man/decky-smtpd.catalog"
+	done
+}

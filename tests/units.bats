@@ -1,0 +1,41 @@
+#!/usr/bin/env bats
+# The systemd units and the installed tree.
+
+load helper
+
+setup() {
+	common_setup
+}
+
+@test "systemd-analyze verify accepts the units" {
+	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
+	d=$BATS_TEST_TMPDIR/units
+	mkdir -p "$d"
+	cp "$TOP/units/decky-smtpd.socket" "$d/"
+	# the unit must name an executable that exists: the one under test
+	sed "s|/usr/local/sbin/decky-smtpd|$DECKY|" "$TOP/units/decky-smtpd@.service" >"$d/decky-smtpd@.service"
+	run systemd-analyze verify --man=no "$d/decky-smtpd.socket" "$d/decky-smtpd@.service"
+	echo "$output"
+	assert_success
+	refute_output --partial 'decky-smtpd'
+}
+
+@test "the socket accepts each connection itself and starts a session for it" {
+	grep -qx 'Accept=yes' "$TOP/units/decky-smtpd.socket"
+	grep -qx 'ListenStream=25' "$TOP/units/decky-smtpd.socket"
+	grep -qx 'StandardInput=socket' "$TOP/units/decky-smtpd@.service"
+	grep -qx 'StandardError=journal' "$TOP/units/decky-smtpd@.service"
+	grep -qx 'StateDirectory=decky-smtpd' "$TOP/units/decky-smtpd@.service"
+}
+
+@test "make install puts each file in its place under DESTDIR and PREFIX" {
+	dest=$BATS_TEST_TMPDIR/root
+	run make -s -C "$TOP" install DESTDIR="$dest" PREFIX=/usr
+	assert_success
+	[ -x "$dest/usr/sbin/decky-smtpd" ]
+	[ -f "$dest/usr/share/man/man8/decky-smtpd.8" ]
+	[ -f "$dest/usr/lib/systemd/catalog/decky-smtpd.catalog" ]
+	[ -f "$dest/etc/systemd/system/decky-smtpd.socket" ]
+	grep -qx 'ExecStart=/usr/sbin/decky-smtpd' "$dest/etc/systemd/system/decky-smtpd@.service"
+	grep -q 'server.*= /usr/sbin/decky-smtpd' "$dest/etc/xinetd.d/decky-smtpd"
+}
