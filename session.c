@@ -675,13 +675,21 @@ finish_message(struct session *s, unsigned long bdat_total)
 	char bytes[24], count[16];
 	int commit = !s->msg_failed && s->body_bytes <= s->conf->max_size;
 
-	if (s->ops->msg_close(s->ops->msg_ctx, commit) < 0)
+	if (s->ops->msg_close(s->ops->msg_ctx, commit) < 0 && commit)
 		s->msg_failed = 1, commit = 0;
 	s->msg_open = 0;
-	if (s->msg_failed) {
-		reply(s, R_QUEUE_WRITE);
-	} else if (!commit) {
-		reply(s, R_FILE_TOO_BIG);
+	if (!commit) {
+		struct event rej = event(EV_REJECTED, 4);
+
+		reply(s, s->msg_failed ? R_QUEUE_WRITE : R_FILE_TOO_BIG);
+		s->errors++;
+		snprintf(bytes, sizeof(bytes), "%lu", s->body_bytes);
+		field(&rej, "MAIL_FROM", s->from, s->from_len);
+		field(&rej, "RCPT_TO", s->rcpts, s->rcpts_len);
+		fieldz(&rej, "BODY_BYTES", bytes);
+		fieldz(&rej, "REPLY", s->code);
+		fieldz(&rej, "REASON", s->msg_failed ? "write_error" : "too_big");
+		emit(s, &rej);
 	} else {
 		if (s->bdat_seen)
 			reply(s, R_BDAT_QUEUED, bdat_total, s->qid);
@@ -1247,7 +1255,7 @@ static const char *const end_names[] = {
 	[END_QUIT] = "quit", [END_EOF] = "eof", [END_TIMEOUT] = "timeout",
 	[END_ERRORS] = "too_many_errors", [END_REJECTED] = "non_smtp",
 	[END_WRITE] = "write_error", [END_READ] = "read_error",
-	[END_PROTOCOL] = "protocol_error",
+	[END_PROTOCOL] = "protocol_error", [END_SIGNAL] = "terminated",
 };
 
 void
@@ -1261,7 +1269,7 @@ session_end(struct session *s, enum session_end why)
 	if (why == END_TIMEOUT)
 		reply(s, R_TIMEOUT, s->conf->hostname);
 	fieldz(&ev, "REASON", end_names[why]);
-	if (s->state & (S_DATA | S_BDAT))
+	if (s->msg_open || (s->state & (S_DATA | S_BDAT)))
 		fieldz(&ev, "IN_MESSAGE", "1");
 	reset_transaction(s);
 	emit(s, &ev);

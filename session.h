@@ -34,7 +34,8 @@ enum session_end {
 	END_REJECTED,		/* a non-SMTP command (HTTP and the like) */
 	END_WRITE,		/* a reply could not be sent: the client vanished */
 	END_READ,		/* reading failed (reset) */
-	END_PROTOCOL		/* a protocol error that Postfix hangs up on */
+	END_PROTOCOL,		/* a protocol error that Postfix hangs up on */
+	END_SIGNAL		/* the process was told to stop (SIGTERM) */
 };
 
 /* Event types: the seed's table plus "command" for every other client command. */
@@ -45,6 +46,7 @@ enum event_type {
 	EV_MAIL,
 	EV_RCPT,
 	EV_MESSAGE,
+	EV_REJECTED,
 	EV_COMMAND,
 	EV_DISCONNECT,
 	EV_COUNT

@@ -157,6 +157,14 @@ static struct sink sink = { .json_fd = -1, .fallback_fd = -1, .peer = &peer };
 static struct spool spool;
 static struct session *session;
 static int timeout_ms;
+static volatile sig_atomic_t stopping;	/* SIGTERM: end the session at the next wait */
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
 
 /* addr_str - an address and port as text; IPv4-mapped IPv6 shown as IPv4 */
 static int
@@ -246,6 +254,22 @@ stderr_is_client(void)
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+static int client_stderr;
+
+/* quiet_stderr - before anything can be said on stderr: never to the client */
+static void
+quiet_stderr(void)
+{
+	int fd;
+
+	if (!(client_stderr = stderr_is_client()))
+		return;
+	if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) >= 0 && fd != 2) {
+		dup2(fd, 2);
+		close(fd);
+	}
+}
+
 /* setup_sinks - parse the log setting: journal, json, json:FILE, comma-separated */
 static int
 setup_sinks(void)
@@ -253,16 +277,6 @@ setup_sinks(void)
 	static char fallback[4096];
 	char buf[1024], *tok, *save = NULL;
 
-	int client_stderr = stderr_is_client();
-
-	if (client_stderr) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0 && fd != 2) {
-			dup2(fd, 2);
-			close(fd);
-		}
-	}
 	snprintf(buf, sizeof(buf), "%s", set.log);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "journal") == 0) {
@@ -311,6 +325,8 @@ on_event(void *ctx, const struct event *ev)
 	sink_event(ctx, ev);
 }
 
+static void finish(enum session_end);
+
 /* wait_fd - poll one fd for events within the idle timeout; 1 ready, 0 timeout */
 static int
 wait_fd(int fd, short events)
@@ -318,9 +334,11 @@ wait_fd(int fd, short events)
 	struct pollfd p = { .fd = fd, .events = events };
 	int r;
 
-	do
+	do {
+		if (stopping)
+			finish(END_SIGNAL);
 		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
+	} while (r < 0 && errno == EINTR);
 	return r > 0;
 }
 
@@ -362,9 +380,10 @@ finish(enum session_end why)
 	size_t len;
 	const char *out;
 
+	stopping = 0;
 	session_end(session, why);
 	out = session_output(session, &len);
-	if (why != END_WRITE && len > 0) {
+	if (why != END_WRITE && why != END_SIGNAL && len > 0) {
 		sleep_ms(session_delay_ms(session));
 		send_out(out, len);
 	}
@@ -477,7 +496,11 @@ main(int argc, char **argv)
 	static char host[256], banner[512];
 	long n;
 
+	struct sigaction sa = { .sa_handler = on_term };
+
 	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: the wait returns EINTR */
+	quiet_stderr();
 	if (configure(argc, argv) < 0)
 		return 2;
 	if (set.spool == NULL) {

@@ -102,3 +102,12 @@ sys.stdout.buffer.write(line * n)"
 	[ "$big" -le $((small + 512)) ]
 	[ "$(event_field message_accepted body_bytes 1)" -eq 49950000 ]
 }
+
+@test "SIGTERM (a unit's RuntimeMaxSec=) ends the session with a disconnect event" {
+	SMTP_TIMEOUT=30 "$DECKY" --log=json:"$EVENTS" < <(printf 'EHLO x\r\n'; sleep 30) >/dev/null &
+	pid=$!
+	wait_event ehlo
+	kill -TERM "$pid"
+	wait "$pid"
+	[ "$(event_field disconnect reason)" = terminated ]
+}

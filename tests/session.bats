@@ -154,6 +154,9 @@ setup() {
 	SMTP_SIZE_LIMIT=100 smtp "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA \
 	    "$(printf 'A%.0s' $(seq 200))" . QUIT
 	assert_line -n 4 $'552 5.3.4 Error: message file too big\r'
+	[ "$(event_field message_rejected reason)" = too_big ]
+	[ "$(event_field message_rejected body_bytes)" = 202 ]
+	[ "$(event_field message_rejected reply)" = 552 ]
 	[ -z "$(ls "$SMTP_SPOOL/new")" ]
 	[ -z "$(ls "$SMTP_SPOOL/tmp")" ]
 }
