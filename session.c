@@ -508,10 +508,6 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	size_t left, tlen;
 	int r;
 
-	if (s->state & S_TX) {
-		reply(s, R_NESTED_MAIL);
-		goto fail;
-	}
 	if ((r = parse_path(arg, len, "FROM:", &p)) < 0) {
 		reply(s, r == -1 ? R_MAIL_SYNTAX : R_BAD_SENDER);
 		goto fail;
@@ -571,10 +567,6 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	size_t left, tlen;
 	int r;
 
-	if (!(s->state & S_TX)) {
-		reply(s, R_NEED_MAIL);
-		goto fail;
-	}
 	if ((r = parse_path(arg, len, "TO:", &p)) < 0) {
 		reply(s, r == -1 ? R_RCPT_SYNTAX : R_BAD_RCPT);
 		goto fail;
@@ -1024,10 +1016,6 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, R_AUTH_ALREADY);
 		goto fail;
 	}
-	if (s->state & S_TX) {
-		reply(s, R_AUTH_IN_TX);
-		goto fail;
-	}
 	if (!next_param(&params, &left, &mech, &mlen)) {
 		reply(s, R_AUTH_SYNTAX);
 		goto fail;
@@ -1056,33 +1044,44 @@ fail:
 }
 
 /*
- * The command table: where each verb is legal is the handler's business, since
- * Postfix answers each sequence error with its own words.  The last row catches
- * everything else.
+ * The command table: each verb, its handler, the states it is legal in and Postfix's
+ * answer when it is not (the sequence check is one &), and its flags.  Finer checks,
+ * where Postfix's order of tests needs them, are the handler's.  A verb that is not
+ * here is unknown, or, for Postfix's forbidden commands, a reason to hang up.
  */
+enum {
+	CMD_JUNK = 1,		/* counts toward smtpd_junk_command_limit */
+	CMD_QUIT = 2,		/* the session ends after the reply */
+	CMD_HANGUP = 4		/* the session ends: a non-SMTP client */
+};
+
+#define S_ANY (S_IDLE | S_MAIL | S_RCPT)
+
 static const struct command {
 	const char *verb;
 	cmd_fn *fn;
-	int junk;		/* counts toward smtpd_junk_command_limit */
+	unsigned states;	/* where the verb is legal */
+	enum reply_id refuse;	/* the reply elsewhere */
+	unsigned flags;
 } commands[] = {
-	{ "HELO", cmd_helo, 0 },
-	{ "EHLO", cmd_ehlo, 0 },
-	{ "MAIL", cmd_mail, 0 },
-	{ "RCPT", cmd_rcpt, 0 },
-	{ "DATA", cmd_data, 0 },
-	{ "BDAT", cmd_bdat, 0 },
-	{ "RSET", cmd_rset, 1 },
-	{ "NOOP", cmd_noop, 1 },
-	{ "QUIT", cmd_quit, 0 },
-	{ "VRFY", cmd_vrfy, 1 },
-	{ "ETRN", cmd_etrn, 1 },
-	{ "AUTH", cmd_auth, 0 },
-	{ "STARTTLS", cmd_starttls, 0 },
+	{ "HELO", cmd_helo, S_ANY, R_COUNT, 0 },
+	{ "EHLO", cmd_ehlo, S_ANY, R_COUNT, 0 },
+	{ "MAIL", cmd_mail, S_IDLE, R_NESTED_MAIL, 0 },
+	{ "RCPT", cmd_rcpt, S_TX, R_NEED_MAIL, 0 },
+	{ "DATA", cmd_data, S_ANY, R_COUNT, 0 },
+	{ "BDAT", cmd_bdat, S_ANY, R_COUNT, 0 },
+	{ "RSET", cmd_rset, S_ANY, R_COUNT, CMD_JUNK },
+	{ "NOOP", cmd_noop, S_ANY, R_COUNT, CMD_JUNK },
+	{ "QUIT", cmd_quit, S_ANY, R_COUNT, CMD_QUIT },
+	{ "VRFY", cmd_vrfy, S_ANY, R_COUNT, CMD_JUNK },
+	{ "ETRN", cmd_etrn, S_ANY, R_COUNT, CMD_JUNK },
+	{ "AUTH", cmd_auth, S_IDLE, R_AUTH_IN_TX, 0 },
+	{ "STARTTLS", cmd_starttls, S_ANY, R_COUNT, 0 },
 	/* smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}} */
-	{ "CONNECT", cmd_nonsmtp, 0 },
-	{ "GET", cmd_nonsmtp, 0 },
-	{ "POST", cmd_nonsmtp, 0 },
-	{ NULL, NULL, 0 },
+	{ "CONNECT", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
+	{ "GET", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
+	{ "POST", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
+	{ NULL, NULL, 0, R_COUNT, 0 },
 };
 
 /* --- the session ------------------------------------------------------------------- */
@@ -1207,12 +1206,16 @@ command(struct session *s, const char *line, size_t len)
 		reply(s, R_UNKNOWN);
 		s->errors++;
 		command_event(s, verb, line, len);
+	} else if (!(s->state & c->states)) {
+		reply(s, c->refuse);
+		s->errors++;
+		command_event(s, c->verb, line, len);
 	} else {
-		if (c->junk && s->junk++ > JUNK_MAX)
+		if ((c->flags & CMD_JUNK) && s->junk++ > JUNK_MAX)
 			s->errors++;
 		c->fn(s, line + vlen, len - vlen);
-		if (c->fn == cmd_quit || c->fn == cmd_nonsmtp) {
-			session_end(s, c->fn == cmd_quit ? END_QUIT : END_REJECTED);
+		if (c->flags & (CMD_QUIT | CMD_HANGUP)) {
+			session_end(s, (c->flags & CMD_QUIT) ? END_QUIT : END_REJECTED);
 			return SN_CLOSE;
 		}
 		if (s->hangup) {

@@ -59,10 +59,13 @@ setup() {
 	[ "$(event_field auth_attempt result 1)" = accepted ]
 }
 
-@test "AUTH inside a mail transaction is refused" {
-	smtp "EHLO x" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
+@test "AUTH inside a mail transaction is refused, before the already-authenticated check" {
+	smtp "EHLO x" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" RSET \
+	    "AUTH PLAIN AGFsaWNlAHMzY3JldA==" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
 	assert_line -n 13 $'503 5.5.1 Error: MAIL transaction in progress\r'
-	[ -z "$(events auth_attempt)" ]
+	assert_line -n 15 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 17 $'503 5.5.1 Error: MAIL transaction in progress\r'
+	[ "$(events auth_attempt | wc -l)" -eq 1 ]
 }
 
 @test "a password with 8-bit bytes reaches the event intact" {
