@@ -8,6 +8,7 @@
  * catalogue below.  The persona accepts any relay and any AUTH: that is the bait.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,7 @@ enum reply_id {
 	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT,
 	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
 	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
-	R_SIZE_EXCEEDED, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
+	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
@@ -90,6 +91,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_TIMEOUT] = "421 4.4.2 %s Error: timeout exceeded",
 	[R_TOO_MANY_RCPT] = "452 4.5.3 Error: too many recipients",
 	[R_SIZE_EXCEEDED] = "552 5.3.4 Message size exceeds fixed limit",
+	[R_SIZE_FS] = "552 5.3.4 Message size exceeds file system imposed limit",
 	[R_FILE_TOO_BIG] = "552 5.3.4 Error: message file too big",
 	[R_CHUNK_TOO_BIG] = "552 5.3.4 Chunk exceeds message size limit",
 	[R_QUEUE_WRITE] = "451 4.3.0 Error: queue file write error",
@@ -427,6 +429,30 @@ param_is(const char *tok, size_t tlen, const char *name)
 	    (tlen == n || tok[n] == '=');
 }
 
+/* number - a decimal count: 0, -1 if it is not one, -2 if it exceeds an off_t */
+static int
+number(const char *p, size_t len, unsigned long *n)
+{
+	const unsigned long max = LONG_MAX;
+	int over = 0;
+	size_t i;
+
+	if (len == 0)
+		return -1;
+	*n = 0;
+	for (i = 0; i < len; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+
+		if (!isdigit((unsigned char)p[i]))
+			return -1;
+		if (*n > (max - d) / 10)
+			over = 1;
+		else
+			*n = *n * 10 + d;
+	}
+	return over ? -2 : 0;
+}
+
 /* unsupported - the 555 reply for one parameter, printable and bounded */
 static void
 unsupported(struct session *s, const char *tok, size_t tlen)
@@ -516,19 +542,11 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	left = p.params_len;
 	while (next_param(&params, &left, &tok, &tlen)) {
 		if (param_is(tok, tlen, "SIZE")) {
-			unsigned long size = 0;
-			size_t i;
+			unsigned long size;
 
-			if (tlen <= 5 || tlen > 5 + 19) {
-				reply(s, R_BAD_SIZE);
+			if ((r = tlen < 5 ? -1 : number(tok + 5, tlen - 5, &size)) < 0) {
+				reply(s, r == -1 ? R_BAD_SIZE : R_SIZE_FS);
 				goto fail;
-			}
-			for (i = 5; i < tlen; i++) {
-				if (!isdigit((unsigned char)tok[i])) {
-					reply(s, R_BAD_SIZE);
-					goto fail;
-				}
-				size = size * 10 + (unsigned long)(tok[i] - '0');
 			}
 			if (size > s->conf->max_size) {
 				reply(s, R_SIZE_EXCEEDED);
@@ -738,17 +756,12 @@ static void
 cmd_bdat(struct session *s, const char *arg, size_t len)
 {
 	const char *tok, *params = arg;
-	size_t left = len, tlen, i;
-	unsigned long size = 0;
+	size_t left = len, tlen;
+	unsigned long size;
 
 	s->bdat_last = 0;
-	if (!next_param(&params, &left, &tok, &tlen) || tlen > 19)
+	if (!next_param(&params, &left, &tok, &tlen) || number(tok, tlen, &size) < 0)
 		goto syntax;
-	for (i = 0; i < tlen; i++) {
-		if (!isdigit((unsigned char)tok[i]))
-			goto syntax;
-		size = size * 10 + (unsigned long)(tok[i] - '0');
-	}
 	if (next_param(&params, &left, &tok, &tlen)) {
 		if (tlen != 4 || strncasecmp(tok, "LAST", 4) != 0 || !arg_empty(params, left))
 			goto syntax;

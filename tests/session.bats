@@ -98,6 +98,15 @@ setup() {
 	[ "$(event_field mail_from params)" = "BODY=8BITMIME SIZE=10" ]
 }
 
+@test "SIZE= values: bad syntax, over the limit, over what a file can hold" {
+	smtp "MAIL FROM:<a@b.c> SIZE=x" "MAIL FROM:<a@b.c> SIZE=9223372036854775807" \
+	    "MAIL FROM:<a@b.c> SIZE=9223372036854775808" "MAIL FROM:<a@b.c> SIZE=000000000000000000000001" QUIT
+	assert_line -n 1 $'501 5.5.4 Bad message size syntax\r'
+	assert_line -n 2 $'552 5.3.4 Message size exceeds fixed limit\r'
+	assert_line -n 3 $'552 5.3.4 Message size exceeds file system imposed limit\r'
+	assert_line -n 4 $'250 2.1.0 Ok\r'
+}
+
 @test "other commands: NOOP, VRFY, HELP, ETRN, unknown verbs, an empty line" {
 	smtp NOOP "RSET x" "VRFY root" "VRFY nosuchuser" HELP "ETRN x.com" "HELO" "XYZZY" "" STARTTLS QUIT
 	assert_line -n 1 $'250 2.0.0 Ok\r'
