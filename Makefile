@@ -10,14 +10,14 @@ CC ?= cc
 CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2
 WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes
 WERROR ?= -Werror
-PKGS = libsystemd yajl
+PKGS = libsystemd yajl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c b64.c
-HDRS = session.h sink.h spool.h b64.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c b64.c
+HDRS = session.h sink.h spool.h persona.h b64.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -77,8 +77,28 @@ install: decky-smtpd
 	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
+# make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from
+# the seed corpus; new inputs go to build/fuzz/corpus, crashers to build/fuzz/crash-*
+# (keep each in tests/fuzz/regressions: make check replays them without clang)
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
+    -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c b64.c
+
+build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h b64.h
+	@tools/deps fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS)
+
+fuzz: build/fuzz/session_fuzz
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/smtp.dict \
+	    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/ \
+	    $(FUZZ_ARGS) build/fuzz/corpus tests/fuzz/corpus
+
 clean:
 	rm -f decky-smtpd $(OBJS)
 	rm -rf build
 
-.PHONY: all asan deps check run install clean
+.PHONY: all asan deps check run install clean fuzz

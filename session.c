@@ -23,6 +23,9 @@
 #define RCPT_LIST_MAX	4096	/* the comma-joined recipients of message_accepted */
 #define AUTH_MAX	2048	/* decoded AUTH response */
 #define JUNK_MAX	100	/* smtpd_junk_command_limit */
+#define PARAMS_MAX	512	/* MAIL FROM parameters kept for the sidecar */
+#define HDR_MAX		256	/* a header value kept for events and the sidecar */
+#define HDR_NAME_MAX	16	/* the longest header name we look for, with room */
 
 /* States as bits, so a command table row says where a verb is legal with one mask. */
 enum {
@@ -38,13 +41,13 @@ enum {
 /* The reply catalogue: Postfix's words. */
 enum reply_id {
 	R_GREETING, R_HELO, R_EHLO_LINE, R_OK, R_MAIL_OK, R_RCPT_OK, R_DATA, R_QUEUED, R_BYE,
-	R_BDAT_OK, R_BDAT_QUEUED, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY,
+	R_BDAT_OK, R_BDAT_QUEUED, R_AUTH_OK, R_AUTH_USER, R_AUTH_PASS, R_AUTH_EMPTY, R_AUTH_CHALLENGE,
 	R_HELO_SYNTAX, R_EHLO_SYNTAX, R_MAIL_SYNTAX, R_RCPT_SYNTAX, R_DATA_SYNTAX,
 	R_BDAT_SYNTAX, R_VRFY_SYNTAX, R_AUTH_SYNTAX, R_ETRN_SYNTAX,
 	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT,
 	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
 	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
-	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_BAD_SENDER, R_BAD_RCPT,
+	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
@@ -66,6 +69,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_AUTH_USER] = "334 VXNlcm5hbWU6",
 	[R_AUTH_PASS] = "334 UGFzc3dvcmQ6",
 	[R_AUTH_EMPTY] = "334 ",
+	[R_AUTH_CHALLENGE] = "334 %s",
 	[R_HELO_SYNTAX] = "501 Syntax: HELO hostname",
 	[R_EHLO_SYNTAX] = "501 Syntax: EHLO hostname",
 	[R_MAIL_SYNTAX] = "501 5.5.4 Syntax: MAIL FROM:<address>",
@@ -95,6 +99,8 @@ static const char *const catalogue[R_COUNT] = {
 	[R_FILE_TOO_BIG] = "552 5.3.4 Error: message file too big",
 	[R_CHUNK_TOO_BIG] = "552 5.3.4 Chunk exceeds message size limit",
 	[R_QUEUE_WRITE] = "451 4.3.0 Error: queue file write error",
+	[R_NO_STORAGE] = "452 4.3.1 Insufficient system storage",
+	[R_RELAY_DENIED] = "454 4.7.1 <%s>: Relay access denied",
 	[R_BAD_SENDER] = "501 5.1.7 Bad sender address syntax",
 	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
 	[R_UNSUPPORTED] = "555 5.5.4 Unsupported option: %s",
@@ -113,12 +119,6 @@ static const char *const catalogue[R_COUNT] = {
 	[R_TLS_UNAVAILABLE] = "502 5.5.1 Error: command not implemented",
 };
 
-/* The EHLO keywords of the persona, in the reference's order. */
-static const char *const ehlo_keywords[] = {
-	"PIPELINING", "SIZE %lu", "VRFY", "ETRN", "AUTH PLAIN LOGIN",
-	"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING",
-};
-
 /*
  * Local users and aliases of a stock Debian 12 with Postfix: what VRFY and RCPT to a
  * local domain find.  XXX: data of the persona; a later persona file may replace it.
@@ -129,7 +129,29 @@ static const char *const local_users[] = {
 	"systemd-network", "systemd-timesync", "messagebus", "postfix", "postmaster",
 };
 
-enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_CRAM };
+
+/*
+ * hdrscan - a byte-at-a-time scan of the message header for three fields, so that
+ * DATA lines and BDAT chunks feed it alike.  Values are kept raw (no RFC 2047
+ * decoding), unfolded with one space, and cut at HDR_MAX.
+ */
+enum { H_SUBJECT, H_FROM, H_MESSAGE_ID, H_COUNT, H_NONE = H_COUNT };
+
+static const char *const hdr_names[H_COUNT] = {
+	[H_SUBJECT] = "subject", [H_FROM] = "from", [H_MESSAGE_ID] = "message-id",
+};
+
+struct hdrscan {
+	int done;			/* the empty line that ends the header was seen */
+	int bol;			/* at the start of a line */
+	int in_name;			/* reading a field name */
+	int cur;			/* the field whose value is being read, or H_NONE */
+	char name[HDR_NAME_MAX];
+	size_t name_len;
+	char val[H_COUNT][HDR_MAX];
+	size_t len[H_COUNT];
+};
 
 struct session {
 	const struct session_conf *conf;
@@ -153,6 +175,8 @@ struct session {
 	/* the transaction */
 	char from[ADDR_MAX];
 	size_t from_len;
+	char from_params[PARAMS_MAX];
+	size_t from_params_len;
 	char rcpts[RCPT_LIST_MAX];
 	size_t rcpts_len;
 	unsigned nrcpt;
@@ -160,7 +184,8 @@ struct session {
 
 	/* the message being received */
 	int msg_open;
-	int msg_failed;			/* a write failed: answer 451 at the end */
+	int msg_failed;			/* 0, or the store's MSG_ERROR / MSG_FULL */
+	struct hdrscan hdr;		/* Subject:, From:, Message-ID: as they pass */
 	int at_bol;			/* the next body line starts a line */
 	unsigned long body_bytes;
 	unsigned long bdat_left;
@@ -175,6 +200,10 @@ struct session {
 	char auth_mech[32];
 	char auth_user[AUTH_MAX];
 	size_t auth_user_len;
+	char auth_raw[AUTH_MAX];	/* the client's base64 so far (LOGIN: user, then pass) */
+	size_t auth_raw_len;
+	char login[HDR_MAX];		/* the user name that AUTH accepted, for the sidecar */
+	size_t login_len;
 
 	char out[SESSION_OUT_MAX + 1024];
 	size_t out_len;
@@ -294,14 +323,17 @@ printable(char *buf, size_t len)
 	}
 }
 
+static void close_message(struct session *, const char *partial);
+
+/* reset_transaction - forget the envelope; a message still open is kept as partial */
 static void
-reset_transaction(struct session *s)
+reset_transaction(struct session *s, const char *why)
 {
-	if (s->msg_open && s->ops->msg_close != NULL)
-		s->ops->msg_close(s->ops->msg_ctx, 0);
-	s->msg_open = 0;
+	if (s->msg_open)
+		close_message(s, why);
 	s->from_len = 0;
 	s->from[0] = '\0';
+	s->from_params_len = 0;
 	s->rcpts_len = 0;
 	s->rcpts[0] = '\0';
 	s->nrcpt = 0;
@@ -327,21 +359,27 @@ is_local_user(const char *name, size_t len)
  * user?  Postfix rejects such recipients (local_recipient_maps).
  */
 static int
+is_local(const struct session *s, const char *addr, size_t len)
+{
+	const char *at = memchr(addr, '@', len);
+	const char *dom = at ? at + 1 : NULL;
+	size_t dlen = at ? (size_t)(addr + len - dom) : 0;
+
+	/* mydestination = $myhostname, localhost; a bare user name is local */
+	return at == NULL || (dlen == strlen(s->conf->hostname) &&
+	    strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
+	    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0);
+}
+
+static int
 local_unknown(const struct session *s, const char *addr, size_t len)
 {
 	const char *at = memchr(addr, '@', len);
 	size_t ulen = at ? (size_t)(at - addr) : len;
 	char *plus;
 
-	if (at != NULL) {
-		const char *dom = at + 1;
-		size_t dlen = len - ulen - 1;
-
-		if (!((dlen == strlen(s->conf->hostname) &&
-		    strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
-		    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0)))
-			return 0;
-	}
+	if (!is_local(s, addr, len))
+		return 0;
 	/* recipient_delimiter = + */
 	if ((plus = memchr(addr, '+', ulen)) != NULL)
 		ulen = (size_t)(plus - addr);
@@ -475,7 +513,7 @@ greet_name(struct session *s, const char *verb, const char *arg, size_t len)
 	struct event ev = event(EV_EHLO, 6);
 
 	skip_space(&arg, &len);
-	reset_transaction(s);
+	reset_transaction(s, "rset");
 	s->helo_seen = 1;
 	s->helo_len = bounded_copy(s->helo, sizeof(s->helo), arg, len);
 	fieldz(&ev, "COMMAND", verb);
@@ -504,12 +542,12 @@ cmd_helo(struct session *s, const char *arg, size_t len)
 	reply(s, R_HELO, s->conf->hostname);
 }
 
-/* cmd_ehlo - RFC 5321 4.1.1.1; the keyword list is the persona's, one reply a line */
+/* cmd_ehlo - RFC 5321 4.1.1.1; the persona's keywords, in its order, one reply a line */
 static void
 cmd_ehlo(struct session *s, const char *arg, size_t len)
 {
-	size_t i, n = sizeof(ehlo_keywords) / sizeof(ehlo_keywords[0]);
-	char kw[64];
+	const char *kw = s->conf->ehlo_keywords;
+	char line[300];
 
 	if (arg_empty(arg, len)) {
 		reply(s, R_EHLO_SYNTAX);
@@ -518,11 +556,27 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		return;
 	}
 	greet_name(s, "EHLO", arg, len);
-	reply(s, R_EHLO_LINE, '-', s->conf->hostname);
-	for (i = 0; i < n; i++) {
-		snprintf(kw, sizeof(kw), ehlo_keywords[i], s->conf->max_size);
-		reply(s, R_EHLO_LINE, i + 1 == n ? ' ' : '-', kw);
+	snprintf(line, sizeof(line), "%s", s->conf->hostname);
+	while (*kw != '\0') {
+		size_t n = strcspn(kw, " ");
+
+		/* each keyword goes out when the next is known: the last gets "250 " */
+		if (n == 4 && strncasecmp(kw, "AUTH", 4) == 0) {
+			if (s->conf->auth_mechs[0] != '\0') {
+				reply(s, R_EHLO_LINE, '-', line);
+				snprintf(line, sizeof(line), "AUTH %s", s->conf->auth_mechs);
+			}
+		} else {
+			reply(s, R_EHLO_LINE, '-', line);
+			if (n == 4 && strncasecmp(kw, "SIZE", 4) == 0)
+				snprintf(line, sizeof(line), "SIZE %lu", s->conf->max_size);
+			else
+				snprintf(line, sizeof(line), "%.*s", (int)n, kw);
+		}
+		kw += n;
+		kw += strspn(kw, " ");
 	}
+	reply(s, R_EHLO_LINE, ' ', line);
 }
 
 static void
@@ -564,7 +618,14 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 			goto fail;
 		}
 	}
+	/* Postfix's 452 when the queue file system is short of space */
+	if (s->ops->msg_room != NULL && !s->ops->msg_room(s->ops->msg_ctx)) {
+		reply(s, R_NO_STORAGE);
+		goto fail;
+	}
 	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
+	s->from_params_len = bounded_copy(s->from_params, sizeof(s->from_params), p.params,
+	    p.params_len);
 	s->state = S_MAIL;
 	reply(s, R_MAIL_OK);
 	field(&ev, "VALUE", p.addr, p.len);
@@ -606,12 +667,13 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		command_event(s, "RCPT", s->cur, s->cur_len);
 		return;
 	}
-	if (local_unknown(s, p.addr, p.len)) {
+	if (local_unknown(s, p.addr, p.len) ||
+	    (!s->conf->relay_open && !s->authenticated && !is_local(s, p.addr, p.len))) {
 		char buf[ADDR_MAX];
 		size_t n = bounded_copy(buf, sizeof(buf), p.addr, p.len);
 
 		printable(buf, n);
-		reply(s, R_USER_UNKNOWN, buf);
+		reply(s, is_local(s, p.addr, p.len) ? R_USER_UNKNOWN : R_RELAY_DENIED, buf);
 		goto fail;
 	}
 	/* the recipient list of message_accepted: bounded, the count is exact */
@@ -640,6 +702,9 @@ open_message(struct session *s)
 	s->body_bytes = 0;
 	s->msg_failed = 0;
 	s->qid[0] = '\0';
+	memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.bol = 1;
+	s->hdr.cur = H_NONE;
 	if (s->ops->msg_open == NULL || s->ops->msg_open(s->ops->msg_ctx, s->qid, sizeof(s->qid)) < 0) {
 		reply(s, R_QUEUE_WRITE);
 		s->errors++;
@@ -677,58 +742,192 @@ fail_noerr:
 	command_event(s, "DATA", s->cur, s->cur_len);
 }
 
+static struct bytes
+bytes(const char *p, size_t len)
+{
+	struct bytes b = { p, len };
+
+	return b;
+}
+
+/* message_fields - what message_accepted and message_partial both carry */
+static void
+message_fields(struct session *s, struct event *ev, char *nbytes, char *count)
+{
+	snprintf(nbytes, 24, "%lu", s->body_bytes);
+	snprintf(count, 16, "%u", s->nrcpt);
+	field(ev, "MAIL_FROM", s->from, s->from_len);
+	field(ev, "RCPT_TO", s->rcpts, s->rcpts_len);
+	fieldz(ev, "RCPT_COUNT", count);
+	fieldz(ev, "BODY_BYTES", nbytes);
+	fieldz(ev, "MSG_ID", s->qid);
+	field(ev, "HDR_SUBJECT", s->hdr.val[H_SUBJECT], s->hdr.len[H_SUBJECT]);
+	field(ev, "HDR_FROM", s->hdr.val[H_FROM], s->hdr.len[H_FROM]);
+	field(ev, "HDR_MESSAGE_ID", s->hdr.val[H_MESSAGE_ID], s->hdr.len[H_MESSAGE_ID]);
+}
+
+/* store - hand the message to the store: accepted (partial NULL) or kept as partial */
+static int
+store(struct session *s, const char *partial)
+{
+	struct msg_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.partial = partial;
+	info.helo = bytes(s->helo, s->helo_len);
+	info.from = bytes(s->from, s->from_len);
+	info.from_params = bytes(s->from_params, s->from_params_len);
+	info.rcpts = bytes(s->rcpts, s->rcpts_len);
+	info.auth_user = bytes(s->login, s->login_len);
+	info.subject = bytes(s->hdr.val[H_SUBJECT], s->hdr.len[H_SUBJECT]);
+	info.hdr_from = bytes(s->hdr.val[H_FROM], s->hdr.len[H_FROM]);
+	info.hdr_message_id = bytes(s->hdr.val[H_MESSAGE_ID], s->hdr.len[H_MESSAGE_ID]);
+	info.nrcpt = s->nrcpt;
+	info.body_bytes = s->body_bytes;
+	s->msg_open = 0;
+	return s->ops->msg_close(s->ops->msg_ctx, &info);
+}
+
+/* message_event - message_accepted, or message_partial with its reason and reply */
+static void
+message_event(struct session *s, const char *partial, const char *code)
+{
+	struct event ev = event(partial ? EV_PARTIAL : EV_MESSAGE, partial ? 4 : 5);
+	char nbytes[24], count[16];
+
+	message_fields(s, &ev, nbytes, count);
+	if (partial != NULL) {
+		fieldz(&ev, "REASON", partial);
+		if (code != NULL)
+			fieldz(&ev, "REPLY", code);
+	}
+	emit(s, &ev);
+}
+
+/* close_message - a message cut off (RSET, EOF, timeout ...): kept, and an event */
+static void
+close_message(struct session *s, const char *partial)
+{
+	store(s, partial);
+	message_event(s, partial, NULL);
+}
+
 /* finish_message - the end of DATA or BDAT LAST: make it durable, then answer */
 static void
 finish_message(struct session *s, unsigned long bdat_total)
 {
-	struct event ev = event(EV_MESSAGE, 5);
-	char bytes[24], count[16];
-	int commit = !s->msg_failed && s->body_bytes <= s->conf->max_size;
+	static const struct {
+		const char *why;
+		enum reply_id reply;
+	} refusals[] = {
+		{ "budget", R_NO_STORAGE },
+		{ "write_error", R_QUEUE_WRITE },
+		{ "too_big", R_FILE_TOO_BIG },
+	};
+	int k = -1;
 
-	if (s->ops->msg_close(s->ops->msg_ctx, commit) < 0 && commit)
-		s->msg_failed = 1, commit = 0;
-	s->msg_open = 0;
-	if (!commit) {
-		struct event rej = event(EV_REJECTED, 4);
-
-		reply(s, s->msg_failed ? R_QUEUE_WRITE : R_FILE_TOO_BIG);
+	if (s->msg_failed == MSG_FULL)
+		k = 0;
+	else if (s->msg_failed)
+		k = 1;
+	else if (s->body_bytes > s->conf->max_size)
+		k = 2;
+	else if (store(s, NULL) < 0)
+		k = 1;	/* not durable: the store keeps what it can as partial */
+	if (k >= 0) {
+		reply(s, refusals[k].reply);
 		s->errors++;
-		snprintf(bytes, sizeof(bytes), "%lu", s->body_bytes);
-		field(&rej, "MAIL_FROM", s->from, s->from_len);
-		field(&rej, "RCPT_TO", s->rcpts, s->rcpts_len);
-		fieldz(&rej, "BODY_BYTES", bytes);
-		fieldz(&rej, "REPLY", s->code);
-		fieldz(&rej, "REASON", s->msg_failed ? "write_error" : "too_big");
-		emit(s, &rej);
+		if (s->msg_open)
+			store(s, refusals[k].why);
+		message_event(s, refusals[k].why, s->code);
 	} else {
 		if (s->bdat_seen)
 			reply(s, R_BDAT_QUEUED, bdat_total, s->qid);
 		else
 			reply(s, R_QUEUED, s->qid);
-		snprintf(bytes, sizeof(bytes), "%lu", s->body_bytes);
-		snprintf(count, sizeof(count), "%u", s->nrcpt);
-		field(&ev, "MAIL_FROM", s->from, s->from_len);
-		field(&ev, "RCPT_TO", s->rcpts, s->rcpts_len);
-		fieldz(&ev, "RCPT_COUNT", count);
-		fieldz(&ev, "BODY_BYTES", bytes);
-		fieldz(&ev, "MSG_ID", s->qid);
-		emit(s, &ev);
+		message_event(s, NULL, NULL);
 		/* a delivered message clears the client's record, as in Postfix */
 		s->errors = 0;
 		s->junk = 0;
 	}
-	reset_transaction(s);
+	reset_transaction(s, NULL);
 }
 
-/* body - store message bytes, unless past the size limit or after a write error */
+/* hdrscan - feed header bytes; stops looking at the empty line that ends the header */
+static void
+hdrscan(struct hdrscan *h, const char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && !h->done; i++) {
+		char c = buf[i];
+
+		if (c == '\n') {
+			h->bol = 1;
+			h->in_name = 0;
+			continue;
+		}
+		if (h->bol) {
+			h->bol = 0;
+			if (c == '\r') {
+				/* CR LF or CR at a line start: the header is over */
+				h->done = 1;
+				break;
+			}
+			if (c == ' ' || c == '\t') {
+				/* a folded continuation of the current field: one space */
+				if (h->cur != H_NONE && h->len[h->cur] > 0 && h->len[h->cur] < HDR_MAX)
+					h->val[h->cur][h->len[h->cur]++] = ' ';
+				continue;
+			}
+			h->cur = H_NONE;
+			h->in_name = 1;
+			h->name_len = 0;
+		}
+		if (h->in_name) {
+			if (c == ':') {
+				int k;
+
+				h->in_name = 0;
+				for (k = 0; k < H_COUNT; k++)
+					if (strlen(hdr_names[k]) == h->name_len &&
+					    strncasecmp(hdr_names[k], h->name, h->name_len) == 0 &&
+					    h->len[k] == 0)
+						h->cur = k;
+			} else if (h->name_len < sizeof(h->name)) {
+				h->name[h->name_len++] = c;
+			} else {
+				h->in_name = 0;
+			}
+			continue;
+		}
+		if (h->cur == H_NONE || c == '\r')
+			continue;
+		if (h->len[h->cur] == 0 && (c == ' ' || c == '\t'))
+			continue;
+		if (h->len[h->cur] < HDR_MAX)
+			h->val[h->cur][h->len[h->cur]++] = c;
+	}
+}
+
+/*
+ * body - message bytes to the store.  Bytes past the size limit are stored too (the
+ * message is refused, but kept as evidence); after a store failure nothing is.
+ */
 static void
 body(struct session *s, const char *buf, size_t len)
 {
-	s->body_bytes += len;
-	if (s->msg_failed || s->body_bytes > s->conf->max_size)
+	int rc;
+
+	if (len == 0)
 		return;
-	if (s->ops->msg_write(s->ops->msg_ctx, buf, len) < 0)
-		s->msg_failed = 1;
+	s->body_bytes += len;
+	if (!s->hdr.done)
+		hdrscan(&s->hdr, buf, len);
+	if (s->msg_failed)
+		return;
+	if ((rc = s->ops->msg_write(s->ops->msg_ctx, buf, len)) < 0)
+		s->msg_failed = rc == MSG_FULL ? MSG_FULL : MSG_ERROR;
 }
 
 /* data_line - one line of a DATA body (RFC 5321 4.5.2: dot-stuffing) */
@@ -835,7 +1034,7 @@ cmd_rset(struct session *s, const char *arg, size_t len)
 		command_event(s, "RSET", s->cur, s->cur_len);
 		return;
 	}
-	reset_transaction(s);
+	reset_transaction(s, "rset");
 	reply(s, R_OK);
 	command_event(s, "RSET", s->cur, s->cur_len);
 }
@@ -927,17 +1126,61 @@ cmd_nonsmtp(struct session *s, const char *arg, size_t len)
 	command_event(s, "NON_SMTP", s->cur, s->cur_len);
 }
 
-/* auth_event - one credential as the client sent it, and what it was told */
+/*
+ * The SASL mechanisms the persona may offer (RFC 4954), each with the first reply
+ * when no initial response came.  Which ones are offered is the persona's.
+ */
+static const struct mech {
+	const char *name;
+	enum auth_step first;
+	enum reply_id prompt;
+} mechs[] = {
+	{ "PLAIN", AUTH_PLAIN, R_AUTH_EMPTY },
+	{ "LOGIN", AUTH_LOGIN_USER, R_AUTH_USER },
+	{ "CRAM-MD5", AUTH_CRAM, R_AUTH_CHALLENGE },
+};
+
+/* offered - is mechanism name (upper case) in the persona's list? */
+static const struct mech *
+offered(const struct session *s, const char *name)
+{
+	const char *p = s->conf->auth_mechs;
+	size_t n = strlen(name), i;
+
+	while (p != NULL && *p != '\0') {
+		size_t w = strcspn(p, " ");
+
+		if (w == n && strncasecmp(p, name, n) == 0)
+			for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
+				if (strcmp(mechs[i].name, name) == 0)
+					return &mechs[i];
+		p += w;
+		p += strspn(p, " ");
+	}
+	return NULL;
+}
+
+/* credential - what one AUTH exchange yielded, as the client sent it */
+struct credential {
+	struct bytes authz, user, pass, digest;
+	int wellformed;
+};
+
+/* auth_event - one credential, the client's base64 and what it was told */
 static void
-auth_event(struct session *s, const char *user, size_t ulen, const char *pass, size_t plen,
-    const char *authz, size_t alen, int ok)
+auth_event(struct session *s, const struct credential *c, int ok)
 {
 	struct event ev = event(EV_AUTH, 4);
 
 	fieldz(&ev, "MECHANISM", s->auth_mech);
-	field(&ev, "AUTHZID", authz, alen);
-	field(&ev, "USERNAME", user, ulen);
-	field(&ev, "PASSWORD", pass, plen);
+	field(&ev, "AUTHZID", c->authz.p, c->authz.len);
+	field(&ev, "USERNAME", c->user.p, c->user.len);
+	field(&ev, "PASSWORD", c->pass.p, c->pass.len);
+	if (s->auth == AUTH_CRAM) {
+		field(&ev, "DIGEST", c->digest.p, c->digest.len);
+		fieldz(&ev, "CHALLENGE", s->conf->cram_challenge);
+	}
+	field(&ev, "RAW", s->auth_raw, s->auth_raw_len);
 	fieldz(&ev, "RESULT", ok ? "accepted" : "rejected");
 	emit(s, &ev);
 }
@@ -963,15 +1206,40 @@ auth_abort(struct session *s, enum reply_id id, const char *resp, size_t len)
 	command_event(s, "AUTH", resp, len);
 }
 
+/* auth_verdict - log the credential and answer as the persona's policy says */
+static void
+auth_verdict(struct session *s, const struct credential *c)
+{
+	int ok = c->wellformed && s->conf->auth_accept;
+
+	auth_event(s, c, ok);
+	if (ok)
+		s->login_len = bounded_copy(s->login, sizeof(s->login), c->user.p, c->user.len);
+	auth_stop(s, ok ? R_AUTH_OK : R_AUTH_FAILED);
+}
+
+/* raw - keep the client's base64 for the event: LOGIN's two answers space-separated */
+static void
+raw(struct session *s, const char *resp, size_t len)
+{
+	if (s->auth_raw_len > 0 && s->auth_raw_len < sizeof(s->auth_raw))
+		s->auth_raw[s->auth_raw_len++] = ' ';
+	if (len > sizeof(s->auth_raw) - s->auth_raw_len)
+		len = sizeof(s->auth_raw) - s->auth_raw_len;
+	memcpy(s->auth_raw + s->auth_raw_len, resp, len);
+	s->auth_raw_len += len;
+}
+
 /*
- * auth_response - one client response (the initial one or after a 334).  Every
- * well-formed credential is accepted; one a SASL server could not even parse
- * (PLAIN without its two NULs, an empty response) gets the failure Dovecot gives.
+ * auth_response - one client response (the initial one or after a 334).  What a
+ * SASL server could not even parse (PLAIN without its two NULs, an empty user)
+ * gets the failure Dovecot gives; the rest is up to the persona's policy.
  */
 static void
 auth_response(struct session *s, const char *resp, size_t len, int initial)
 {
 	unsigned char dec[AUTH_MAX];
+	struct credential c;
 	long n;
 
 	if (!initial && len == 1 && resp[0] == '*') {
@@ -985,6 +1253,8 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 		auth_abort(s, initial ? R_AUTH_BAD_IR : R_AUTH_BAD_RESP, resp, len);
 		return;
 	}
+	raw(s, resp, len);
+	memset(&c, 0, sizeof(c));
 	switch (s->auth) {
 	case AUTH_PLAIN: {
 		/* RFC 4616: authzid NUL authcid NUL passwd */
@@ -992,14 +1262,15 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 
 		if (u != NULL)
 			p = memchr(u + 1, '\0', (size_t)(dec + n - u - 1));
-		if (p == NULL || p == u + 1) {
-			auth_event(s, (const char *)dec, (size_t)n, "", 0, "", 0, 0);
-			auth_stop(s, R_AUTH_FAILED);
-			break;
+		if (p == NULL) {
+			c.user = bytes((const char *)dec, (size_t)n);
+		} else {
+			c.authz = bytes((const char *)dec, (size_t)(u - dec));
+			c.user = bytes((const char *)u + 1, (size_t)(p - u - 1));
+			c.pass = bytes((const char *)p + 1, (size_t)(dec + n - p - 1));
+			c.wellformed = c.user.len > 0;
 		}
-		auth_event(s, (const char *)u + 1, (size_t)(p - u - 1), (const char *)p + 1,
-		    (size_t)(dec + n - p - 1), (const char *)dec, (size_t)(u - dec), 1);
-		auth_stop(s, R_AUTH_OK);
+		auth_verdict(s, &c);
 		break;
 	}
 	case AUTH_LOGIN_USER:
@@ -1009,10 +1280,29 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 		reply(s, R_AUTH_PASS);
 		break;
 	case AUTH_LOGIN_PASS:
-		auth_event(s, s->auth_user, s->auth_user_len, (const char *)dec, (size_t)n,
-		    "", 0, s->auth_user_len > 0);
-		auth_stop(s, s->auth_user_len > 0 ? R_AUTH_OK : R_AUTH_FAILED);
+		c.user = bytes(s->auth_user, s->auth_user_len);
+		c.pass = bytes((const char *)dec, (size_t)n);
+		c.wellformed = c.user.len > 0;
+		auth_verdict(s, &c);
 		break;
+	case AUTH_CRAM: {
+		/* RFC 2195: "user SP hex-digest" */
+		const unsigned char *sp = NULL;
+		long i;
+
+		for (i = n - 1; i >= 0 && sp == NULL; i--)
+			if (dec[i] == ' ')
+				sp = dec + i;
+		if (sp == NULL) {
+			c.user = bytes((const char *)dec, (size_t)n);
+		} else {
+			c.user = bytes((const char *)dec, (size_t)(sp - dec));
+			c.digest = bytes((const char *)sp + 1, (size_t)(dec + n - sp - 1));
+			c.wellformed = c.user.len > 0 && c.digest.len == 32;
+		}
+		auth_verdict(s, &c);
+		break;
+	}
 	case AUTH_NONE:
 		abort();
 	}
@@ -1023,6 +1313,7 @@ static void
 cmd_auth(struct session *s, const char *arg, size_t len)
 {
 	const char *params = arg, *mech, *ir;
+	const struct mech *m;
 	size_t left = len, mlen, irlen, i;
 
 	if (s->authenticated) {
@@ -1036,20 +1327,29 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	bounded_copy(s->auth_mech, sizeof(s->auth_mech), mech, mlen);
 	for (i = 0; s->auth_mech[i] != '\0'; i++)
 		s->auth_mech[i] = (char)toupper((unsigned char)s->auth_mech[i]);
-	if (strcmp(s->auth_mech, "PLAIN") == 0) {
-		s->auth = AUTH_PLAIN;
-	} else if (strcmp(s->auth_mech, "LOGIN") == 0) {
-		s->auth = AUTH_LOGIN_USER;
-	} else {
+	if (mlen >= sizeof(s->auth_mech) || (m = offered(s, s->auth_mech)) == NULL) {
 		reply(s, R_AUTH_MECH);
 		goto fail;
 	}
+	s->auth = m->first;
+	s->auth_raw_len = 0;
 	s->state |= S_AUTH;
-	if (next_param(&params, &left, &ir, &irlen)) {
+	/* RFC 2195: CRAM-MD5 has no initial response; Dovecot refuses one */
+	if (next_param(&params, &left, &ir, &irlen) && s->auth != AUTH_CRAM) {
 		auth_response(s, ir, irlen, 1);
 		return;
 	}
-	reply(s, s->auth == AUTH_PLAIN ? R_AUTH_EMPTY : R_AUTH_USER);
+	if (m->prompt == R_AUTH_CHALLENGE) {
+		char b64[B64_ENCODED_LEN(128) + 1];
+		size_t clen = strlen(s->conf->cram_challenge);
+
+		if (clen > 128)
+			clen = 128;
+		b64_encode((const unsigned char *)s->conf->cram_challenge, clen, b64);
+		reply(s, R_AUTH_CHALLENGE, b64);
+		return;
+	}
+	reply(s, m->prompt);
 	return;
 fail:
 	s->errors++;
@@ -1287,7 +1587,7 @@ session_end(struct session *s, enum session_end why)
 	fieldz(&ev, "REASON", end_names[why]);
 	if (s->msg_open || (s->state & (S_DATA | S_BDAT)))
 		fieldz(&ev, "IN_MESSAGE", "1");
-	reset_transaction(s);
+	reset_transaction(s, end_names[why]);
 	emit(s, &ev);
 }
 

@@ -46,9 +46,10 @@ enum event_type {
 	EV_MAIL,
 	EV_RCPT,
 	EV_MESSAGE,
-	EV_REJECTED,
+	EV_PARTIAL,
 	EV_COMMAND,
 	EV_DISCONNECT,
+	EV_PERSONA_ERROR,
 	EV_COUNT
 };
 
@@ -68,23 +69,52 @@ struct event {
 	struct field field[EVENT_MAX_FIELDS];
 };
 
+/* A bounded, length-delimited piece of client bytes. */
+struct bytes {
+	const char *p;
+	size_t len;
+};
+
+/* What the session knows of a message when it closes it: the store's sidecar. */
+struct msg_info {
+	const char *partial;		/* NULL: accepted; else why it was cut off */
+	struct bytes helo, from, from_params, rcpts, auth_user;
+	struct bytes subject, hdr_from, hdr_message_id;
+	unsigned nrcpt;
+	unsigned long body_bytes;	/* as received, after dot-unstuffing */
+};
+
+/* msg_write's answers besides 0 */
+#define MSG_ERROR	-1		/* the store failed: 451 */
+#define MSG_FULL	-2		/* the spool budget is spent: 452 */
+
 /* What the shell provides: the event sink and the message store. */
 struct session_ops {
 	void *ctx;			/* for event() */
 	void (*event)(void *ctx, const struct event *ev);
 	void *msg_ctx;			/* for the msg_* callbacks */
+	/* Is there room for another message?  1 or 0 (Postfix's 452 at MAIL). */
+	int (*msg_room)(void *ctx);
 	/* Open a new message, write its queue id (NUL-terminated) to qid; 0 or -1. */
 	int (*msg_open)(void *ctx, char *qid, size_t qidsize);
-	/* Append body bytes; 0 or -1.  The store may buffer. */
+	/* Append body bytes; 0, MSG_ERROR or MSG_FULL.  The store may buffer. */
 	int (*msg_write)(void *ctx, const char *buf, size_t len);
-	/* Make the message durable (commit) or drop it; 0 or -1. */
-	int (*msg_close)(void *ctx, int commit);
+	/*
+	 * Close the message: durable as accepted (info->partial NULL) or kept as
+	 * partial evidence; 0 or -1.  It is never dropped unless it holds no bytes.
+	 */
+	int (*msg_close)(void *ctx, const struct msg_info *info);
 };
 
 /* The persona and the limits: fixed for the life of a session. */
 struct session_conf {
 	const char *hostname;		/* myhostname */
 	const char *banner;		/* greeting text after "220 " */
+	const char *ehlo_keywords;	/* advertised, in order; SIZE and AUTH get values */
+	const char *auth_mechs;		/* offered, space-separated: PLAIN LOGIN CRAM-MD5 */
+	int auth_accept;		/* 1: every credential is good; 0: every one fails */
+	int relay_open;			/* 1: relay for anyone; 0: only after AUTH */
+	const char *cram_challenge;	/* "<random.time@host>", from the shell */
 	unsigned long max_size;		/* message_size_limit, SIZE keyword */
 	unsigned max_rcpt;		/* smtpd_recipient_limit */
 	unsigned soft_errors;		/* smtpd_soft_error_limit */

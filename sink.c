@@ -36,9 +36,10 @@ static const struct {
 	[EV_MAIL] = { "mail_from", "d602e8afd3e6402db9428e6dfd12fee6" },
 	[EV_RCPT] = { "rcpt_to", "26e3155360b247c885add21a1534dc95" },
 	[EV_MESSAGE] = { "message_accepted", "53a9341520d648aeb27aa1eb8fae08cb" },
-	[EV_REJECTED] = { "message_rejected", "13c6a05f753049b7bcad059e62905642" },
+	[EV_PARTIAL] = { "message_partial", "13c6a05f753049b7bcad059e62905642" },
 	[EV_COMMAND] = { "command", "a90c8fc7beb942a3aca5bd387c713f10" },
 	[EV_DISCONNECT] = { "disconnect", "2bb700e04a4e4ba292ae74955ba5419e" },
+	[EV_PERSONA_ERROR] = { "persona_error", "6bb765b2b2714caa9ebd97ef885b7530" },
 };
 
 const char *
@@ -127,9 +128,8 @@ journal(const struct field *f, size_t n)
 	return sd_journal_sendv(iov, (int)n);
 }
 
-/* json_string - a yajl string; bytes that are not UTF-8 also go in "<key>_base64" */
-static void
-json_string(yajl_gen g, const char *key, const char *val, size_t len)
+void
+sink_json_string(yajl_gen g, const char *key, const char *val, size_t len)
 {
 	static char b64[B64_ENCODED_LEN(FIELD_MAX) + 1];
 	char lower[64], kb[80];
@@ -157,6 +157,17 @@ json_string(yajl_gen g, const char *key, const char *val, size_t len)
 	yajl_gen_string(g, (const unsigned char *)b64, i);
 }
 
+void
+sink_timestamp(char *buf, size_t size, const struct timespec *ts)
+{
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%06ldZ", ts->tv_nsec / 1000);
+}
+
 /* json - one JSON line, written with one writev(2) */
 static int
 json(int fd, const struct field *f, size_t n)
@@ -164,7 +175,6 @@ json(int fd, const struct field *f, size_t n)
 	yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *out;
 	struct timespec ts;
-	struct tm tm;
 	char stamp[40];
 	size_t len, i;
 	ssize_t w;
@@ -174,14 +184,12 @@ json(int fd, const struct field *f, size_t n)
 		return -1;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + len, sizeof(stamp) - len, ".%06ldZ", ts.tv_nsec / 1000);
+	sink_timestamp(stamp, sizeof(stamp), &ts);
 	yajl_gen_map_open(g);
-	json_string(g, f[0].name, f[0].val, f[0].len);	/* event_type first */
-	json_string(g, "TIMESTAMP", stamp, strlen(stamp));
+	sink_json_string(g, f[0].name, f[0].val, f[0].len);	/* event_type first */
+	sink_json_string(g, "TIMESTAMP", stamp, strlen(stamp));
 	for (i = 1; i < n; i++)
-		json_string(g, f[i].name, f[i].val, f[i].len);
+		sink_json_string(g, f[i].name, f[i].val, f[i].len);
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &len);
 	/* the newline goes in the same writev: one write, so O_APPEND lines never mix */

@@ -4,6 +4,10 @@
 #ifndef SINK_H
 #define SINK_H
 
+#include <time.h>
+
+#include <yajl/yajl_gen.h>
+
 #include "session.h"
 
 /* What every event of one connection carries, besides its own fields. */
@@ -25,5 +29,10 @@ struct sink {
 /* sink_event - send one event everywhere it should go (a session_ops callback) */
 void sink_event(void *sink, const struct event *ev);
 const char *sink_event_name(enum event_type);
+/* sink_json_string - "key": value, key lower-cased; bytes that are not UTF-8 get a
+ * readable stand-in and the exact bytes in "<key>_base64" beside it */
+void sink_json_string(yajl_gen, const char *key, const char *val, size_t len);
+/* sink_timestamp - RFC 3339 UTC with microseconds */
+void sink_timestamp(char *buf, size_t size, const struct timespec *);
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "persona.h"
 #include "session.h"
 #include "sink.h"
 #include "spool.h"
@@ -32,122 +33,105 @@
 #define VERSION "0.1"
 #endif
 
-/* --- settings: each an option --NAME=VALUE and an environment variable SMTP_NAME --- */
-
-static struct settings {
-	const char *hostname;
-	const char *banner;
-	const char *log;
-	const char *spool;
-	const char *fallback_log;
-	const char *timeout;		/* seconds idle per read or write */
-	const char *size_limit;
-	const char *recipient_limit;
-	const char *error_sleep;	/* milliseconds */
-} set = {
-	.log = "journal",
-	.timeout = "300",
-	.size_limit = "10240000",
-	.recipient_limit = "1000",
-	.error_sleep = "1000",
-};
-
-static const struct setting {
-	const char *name;
-	const char **value;
-} settings[] = {
-	{ "hostname", &set.hostname },
-	{ "banner", &set.banner },
-	{ "log", &set.log },
-	{ "spool", &set.spool },
-	{ "fallback-log", &set.fallback_log },
-	{ "timeout", &set.timeout },
-	{ "size-limit", &set.size_limit },
-	{ "recipient-limit", &set.recipient_limit },
-	{ "error-sleep", &set.error_sleep },
-};
-#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+static struct persona pc;	/* the settings: see persona.c */
+static char persona_err[512];	/* a bad persona file or variable: logged, then ignored */
 
 static void
 usage(FILE *f)
 {
-	size_t i;
-
 	fprintf(f, "usage: decky-smtpd [--log=journal|json|json:FILE[,...]] [--NAME=VALUE ...]\n"
-	    "settings (also from the environment as SMTP_NAME):");
-	for (i = 0; i < NSETTINGS; i++)
-		fprintf(f, " %s", settings[i].name);
+	    "       decky-smtpd --check-persona FILE\n"
+	    "settings (also SMTP_NAME in the environment, and keys of the persona file):");
+	persona_names(f);
 	fprintf(f, "\nsee decky-smtpd(8)\n");
 }
 
-/* env_name - "size-limit" -> "SMTP_SIZE_LIMIT" */
-static void
-env_name(char *buf, size_t size, const char *name)
+/* option - "--name=value" into the settings; -1 (with a message) if it is not one */
+static int
+option(const char *arg)
 {
-	size_t n = (size_t)snprintf(buf, size, "SMTP_"), i;
+	char name[64], why[200];
+	const char *eq;
 
-	for (i = 0; name[i] && n + 1 < size; i++)
-		buf[n++] = name[i] == '-' ? '_' : (char)(name[i] & ~0x20);
-	buf[n] = '\0';
+	if (strncmp(arg, "--", 2) != 0 || (eq = strchr(arg, '=')) == NULL ||
+	    (size_t)(eq - arg - 2) >= sizeof(name)) {
+		fprintf(stderr, "decky-smtpd: unknown argument: %s\n", arg);
+		usage(stderr);
+		return -1;
+	}
+	memcpy(name, arg + 2, (size_t)(eq - arg - 2));
+	name[eq - arg - 2] = '\0';
+	if (persona_set(&pc, name, eq + 1, why, sizeof(why)) < 0) {
+		fprintf(stderr, "decky-smtpd: %s\n", why);
+		return -1;
+	}
+	return 0;
 }
 
-/* configure - environment first, options over it; 0 or -1 (usage printed) */
+/* check_persona - --check-persona FILE: validate it and show the effective settings */
+static int
+check_persona(const char *path, int argc, char **argv)
+{
+	char err[512];
+	int a;
+
+	if (persona_file(&pc, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "decky-smtpd: %s\n", err);
+		return 2;
+	}
+	if (persona_env(&pc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "decky-smtpd: %s\n", err);
+		return 2;
+	}
+	for (a = 1; a < argc; a++)
+		if (strcmp(argv[a], "--check-persona") != 0 && argv[a] != path && option(argv[a]) < 0)
+			return 2;
+	printf("# %s: valid; the effective settings (file, then environment, then options):\n", path);
+	persona_print(&pc, stdout);
+	return 0;
+}
+
+/*
+ * configure - defaults, the persona file, the environment, the options.  A bad file
+ * or variable is not fatal: it is remembered for an event and the session runs on
+ * the defaults (an attacker is never refused for our mistake).  Bad options are.
+ */
 static int
 configure(int argc, char **argv)
 {
-	char env[64];
-	size_t i;
+	const char *file = getenv("SMTP_PERSONA");
+	char env_err[256];
 	int a;
 
-	for (i = 0; i < NSETTINGS; i++) {
-		const char *v;
-
-		env_name(env, sizeof(env), settings[i].name);
-		if ((v = getenv(env)) != NULL && *v != '\0')
-			*settings[i].value = v;
-	}
+	persona_defaults(&pc);
 	for (a = 1; a < argc; a++) {
-		const char *arg = argv[a], *eq;
-
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
 			usage(stdout);
 			exit(0);
 		}
-		if (strcmp(arg, "--version") == 0) {
+		if (strcmp(argv[a], "--version") == 0) {
 			printf("decky-smtpd %s\n", VERSION);
 			exit(0);
 		}
-		if (strncmp(arg, "--", 2) != 0 || (eq = strchr(arg, '=')) == NULL)
-			goto bad;
-		for (i = 0; i < NSETTINGS; i++)
-			if (strlen(settings[i].name) == (size_t)(eq - arg - 2) &&
-			    strncmp(settings[i].name, arg + 2, (size_t)(eq - arg - 2)) == 0)
-				break;
-		if (i == NSETTINGS)
-			goto bad;
-		*settings[i].value = eq + 1;
+		if (strcmp(argv[a], "--check-persona") == 0) {
+			if (a + 1 >= argc) {
+				usage(stderr);
+				exit(2);
+			}
+			exit(check_persona(argv[a + 1], argc, argv));
+		}
+		if (strncmp(argv[a], "--persona=", 10) == 0)
+			file = argv[a] + 10;
 	}
+	if (file != NULL && *file != '\0' &&
+	    persona_file(&pc, file, persona_err, sizeof(persona_err)) < 0)
+		persona_defaults(&pc);
+	if (persona_env(&pc, env_err, sizeof(env_err)) < 0 && persona_err[0] == '\0')
+		snprintf(persona_err, sizeof(persona_err), "%s", env_err);
+	for (a = 1; a < argc; a++)
+		if (option(argv[a]) < 0)
+			return -1;
 	return 0;
-bad:
-	fprintf(stderr, "decky-smtpd: unknown argument: %s\n", argv[a]);
-	usage(stderr);
-	return -1;
-}
-
-/* number - a setting as an unsigned number within [min, max]; -1 if it is not one */
-static long
-number(const char *name, const char *v, long min, long max)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || end == v || *end != '\0' || n < min || n > max) {
-		fprintf(stderr, "decky-smtpd: bad %s: %s\n", name, v);
-		return -1;
-	}
-	return n;
 }
 
 /* --- the process around the session -------------------------------------------- */
@@ -277,7 +261,7 @@ setup_sinks(void)
 	static char fallback[4096];
 	char buf[1024], *tok, *save = NULL;
 
-	snprintf(buf, sizeof(buf), "%s", set.log);
+	snprintf(buf, sizeof(buf), "%s", pc.log);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "journal") == 0) {
 			sink.journal = 1;
@@ -295,34 +279,55 @@ setup_sinks(void)
 	 * Where events go that journald refuses: the fallback file, else stderr, else
 	 * (stderr being the client) events.json in the spool directory.
 	 */
-	if (set.fallback_log == NULL && client_stderr) {
-		snprintf(fallback, sizeof(fallback), "%s/events.json", set.spool);
-		mkdir(set.spool, 0700);
-		set.fallback_log = fallback;
+	if (pc.fallback_log == NULL && client_stderr) {
+		snprintf(fallback, sizeof(fallback), "%s/events.json", pc.spool);
+		mkdir(pc.spool, 0700);
+		pc.fallback_log = fallback;
 	}
-	if (set.fallback_log != NULL)
-		sink.fallback_fd = open_log(set.fallback_log);
+	if (pc.fallback_log != NULL)
+		sink.fallback_fd = open_log(pc.fallback_log);
 	else
 		sink.fallback_fd = 2;
 	return 0;
 }
 
-/* on_event - the session's events, with the shell's part (the spool file) added */
+/* add - one more field on an event, if it has room */
+static void
+add(struct event *e, const char *name, const char *val)
+{
+	if (e->nfield < EVENT_MAX_FIELDS && val[0] != '\0') {
+		e->field[e->nfield].name = name;
+		e->field[e->nfield].val = val;
+		e->field[e->nfield].len = strlen(val);
+		e->nfield++;
+	}
+}
+
+/* on_event - the session's events, with the shell's part (where the message is) added */
 static void
 on_event(void *ctx, const struct event *ev)
 {
-	if (ev->type == EV_MESSAGE && spool.path[0] != '\0' &&
-	    ev->nfield < EVENT_MAX_FIELDS) {
+	if (ev->type == EV_MESSAGE || ev->type == EV_PARTIAL) {
 		struct event e = *ev;
 
-		e.field[e.nfield].name = "SPOOL_FILE";
-		e.field[e.nfield].val = spool.path;
-		e.field[e.nfield].len = strlen(spool.path);
-		e.nfield++;
+		add(&e, "SPOOL_FILE", spool.path);
+		add(&e, "META_FILE", spool.meta);
+		add(&e, "SHA256", spool.sha256);
 		sink_event(ctx, &e);
 		return;
 	}
 	sink_event(ctx, ev);
+}
+
+/* shell_event - an event of the process's own (connect, persona_error) */
+static void
+shell_event(enum event_type type, const char *name, const char *val)
+{
+	struct event ev = { .type = type, .priority = type == EV_PERSONA_ERROR ? 3 : 6 };
+
+	if (name != NULL)
+		add(&ev, name, val);
+	sink_event(&sink, &ev);
 }
 
 static void finish(enum session_end);
@@ -488,74 +493,90 @@ run(void)
 	}
 }
 
+/* random_below - a random number in [0, n), for the greeting delay */
+static unsigned long long
+random_below(unsigned long long n)
+{
+	unsigned long long r = 0;
+
+	if (n == 0 || getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		return 0;
+	return r % n;
+}
+
+/* greeting_delay - what a real Postfix spends on its peer-name lookup before 220 */
+static void
+greeting_delay(void)
+{
+	unsigned long long ms = pc.greeting_min +
+	    random_below(pc.greeting_max - pc.greeting_min + 1);
+
+	sleep_ms((unsigned)ms);
+}
+
 int
 main(int argc, char **argv)
 {
 	static struct session_conf conf;
 	static struct session_ops ops;
-	static char host[256], banner[512];
-	long n;
-
+	static char host[256], banner[512], challenge[128];
 	struct sigaction sa = { .sa_handler = on_term };
+	const char *st;
 
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: the wait returns EINTR */
 	quiet_stderr();
 	if (configure(argc, argv) < 0)
 		return 2;
-	if (set.spool == NULL) {
-		const char *st = getenv("STATE_DIRECTORY");
-
-		set.spool = st && *st ? st : "/var/lib/decky-smtpd";
+	if (pc.spool == NULL)
+		pc.spool = (st = getenv("STATE_DIRECTORY")) && *st ? (char *)st : "/var/lib/decky-smtpd";
+	if (pc.hostname == NULL) {
+		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		pc.hostname = host;
+	}
+	if (pc.banner == NULL) {
+		snprintf(banner, sizeof(banner), "%s ESMTP Postfix (Debian/GNU)", pc.hostname);
+		pc.banner = banner;
 	}
 	if (setup_sinks() < 0)
 		return 2;
-	if (set.hostname == NULL) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
-			snprintf(host, sizeof(host), "localhost");
-		set.hostname = host;
-	}
-	if (set.banner == NULL) {
-		snprintf(banner, sizeof(banner), "%s ESMTP Postfix (Debian/GNU)", set.hostname);
-		set.banner = banner;
-	}
-	conf.hostname = set.hostname;
-	conf.banner = set.banner;
-	if ((n = number("timeout", set.timeout, 1, 86400)) < 0)
-		return 2;
-	timeout_ms = (int)n * 1000;
-	if ((n = number("size-limit", set.size_limit, 1, 1L << 40)) < 0)
-		return 2;
-	conf.max_size = (unsigned long)n;
-	if ((n = number("recipient-limit", set.recipient_limit, 1, 100000)) < 0)
-		return 2;
-	conf.max_rcpt = (unsigned)n;
-	if ((n = number("error-sleep", set.error_sleep, 0, 60000)) < 0)
-		return 2;
-	conf.error_sleep_ms = (unsigned)n;
-	conf.soft_errors = 10;
-	conf.hard_errors = 20;
-	spool_init(&spool, set.spool);
+	timeout_ms = (int)pc.timeout * 1000;
+	conf.hostname = pc.hostname;
+	conf.banner = pc.banner;
+	conf.ehlo_keywords = pc.ehlo_keywords;
+	conf.auth_mechs = pc.auth_mechanisms;
+	conf.auth_accept = pc.auth_accept;
+	conf.relay_open = pc.relay_open;
+	conf.max_size = (unsigned long)pc.size_limit;
+	conf.max_rcpt = (unsigned)pc.recipient_limit;
+	conf.soft_errors = (unsigned)pc.soft_errors;
+	conf.hard_errors = (unsigned)pc.hard_errors;
+	conf.error_sleep_ms = (unsigned)pc.error_sleep;
+	/* Dovecot's CRAM-MD5 challenge: <random.time@host> */
+	snprintf(challenge, sizeof(challenge), "<%llu.%lld@%s>", random_below(~0ULL),
+	    (long long)time(NULL), pc.hostname);
+	conf.cram_challenge = challenge;
 
-	peer.hostname = set.hostname;
+	peer.hostname = pc.hostname;
 	find_peer();
 	new_session_id();
+	spool_init(&spool, pc.spool, pc.spool_budget, &peer);
 
 	ops.ctx = &sink;
 	ops.event = on_event;
+	ops.msg_ctx = &spool;
+	ops.msg_room = spool_room;
 	ops.msg_open = spool_open;
 	ops.msg_write = spool_write;
 	ops.msg_close = spool_close;
-	/* the spool callbacks get their own context */
-	ops.msg_ctx = &spool;
 	if ((session = session_new(&conf, &ops)) == NULL)
 		return 1;
 
-	{
-		struct event ev = { .type = EV_CONNECT, .priority = 6 };
-
-		sink_event(&sink, &ev);
-	}
+	shell_event(EV_CONNECT, NULL, NULL);
+	if (persona_err[0] != '\0')
+		shell_event(EV_PERSONA_ERROR, "ERROR", persona_err);
+	greeting_delay();
 	session_greet(session);
 	run();
 	return 0;

@@ -1,99 +1,61 @@
 /*
- * spool.c - every accepted message, byte for byte as received after dot-unstuffing,
- * in a Maildir: written under tmp/, fsync'd, renamed into new/ and the directory
- * fsync'd before the session may answer 250.  Memory is one fixed buffer, whatever
- * the message size.  It never touches a file outside its directory.
+ * spool.c - every message, byte for byte as received after dot-unstuffing.
+ *
+ * An accepted message goes into a Maildir: written under tmp/, fsync'd, renamed into
+ * new/, the directory fsync'd, all before the session may answer 250.  A message cut
+ * off (disconnect, timeout, size limit, RSET) is kept too, under partial/.  Each has
+ * a JSON sidecar under meta/ (yajl) with the envelope, the session and its SHA-256
+ * (OpenSSL's libcrypto).  Memory is one fixed buffer whatever the message size.  The
+ * spool's size is counted in .usage; when it reaches the budget, MAIL gets 452.
+ * It never touches a file outside its directory.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "spool.h"
 
+static const char *const subdirs[] = { "tmp", "new", "cur", "partial", "meta" };
+
 void
-spool_init(struct spool *sp, const char *dir)
+spool_init(struct spool *sp, const char *dir, unsigned long long budget,
+    const struct sink_peer *peer)
 {
 	memset(sp, 0, sizeof(*sp));
 	sp->dir = dir;
+	sp->budget = budget;
+	sp->peer = peer;
 	sp->fd = -1;
 }
 
-/* subdir - create dir/name if missing */
+/* ready - the spool and its directories exist (created on first use, mode 0700) */
 static int
-subdir(const char *dir, const char *name)
+ready(struct spool *sp)
 {
 	char p[4096];
+	size_t i;
 
-	if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, name) >= sizeof(p))
+	if (sp->ready)
+		return 0;
+	if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
 		return -1;
-	if (mkdir(p, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* fsync_dir - make a rename in dir durable */
-static int
-fsync_dir(const char *dir, const char *name)
-{
-	char p[4096];
-	int fd, rc;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/*
- * spool_open - a new file under tmp/.  The queue id is Postfix's short form: the
- * microseconds as five hex digits, then the file's inode number in hex.
- */
-int
-spool_open(void *ctx, char *qid, size_t qidsize)
-{
-	struct spool *sp = ctx;
-	struct timeval tv;
-	struct stat st;
-
-	if (!sp->ready) {
-		if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST)
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", sp->dir, subdirs[i]);
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
 			return -1;
-		if (subdir(sp->dir, "tmp") < 0 || subdir(sp->dir, "new") < 0 ||
-		    subdir(sp->dir, "cur") < 0)
-			return -1;
-		sp->ready = 1;
 	}
-	gettimeofday(&tv, NULL);
-	snprintf(sp->tmp, sizeof(sp->tmp), "%s/tmp/%ld.%06ld.%d", sp->dir, (long)tv.tv_sec,
-	    (long)tv.tv_usec, (int)getpid());
-	sp->fd = open(sp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (sp->fd < 0 || fstat(sp->fd, &st) < 0)
-		goto fail;
-	snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX", (unsigned long)tv.tv_usec,
-	    (unsigned long)st.st_ino);
-	/* no two ids in one process repeat, even for a reused inode in the same usec */
-	if (strcmp(sp->qid, sp->last_qid) == 0)
-		snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX",
-		    (unsigned long)(tv.tv_usec + 1) % 1000000, (unsigned long)st.st_ino);
-	memcpy(sp->last_qid, sp->qid, sizeof(sp->qid));
-	snprintf(qid, qidsize, "%s", sp->qid);
-	sp->buflen = 0;
-	sp->path[0] = '\0';
+	sp->ready = 1;
 	return 0;
-fail:
-	if (sp->fd >= 0) {
-		close(sp->fd);
-		unlink(sp->tmp);
-	}
-	sp->fd = -1;
-	return -1;
 }
 
 /* write_all - all of buf, or -1 */
@@ -113,6 +75,143 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* fsync_dir - make a rename in dir/name durable */
+static int
+fsync_dir(const char *dir, const char *name)
+{
+	char p[4096];
+	int fd, rc;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* --- the budget ---------------------------------------------------------------- */
+
+/* dir_bytes - the size of the files in dir/name (a recount, when .usage is gone) */
+static unsigned long long
+dir_bytes(const char *dir, const char *name)
+{
+	char p[4096];
+	unsigned long long sum = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if ((d = opendir(p)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			sum += (unsigned long long)st.st_size;
+	closedir(d);
+	return sum;
+}
+
+/*
+ * usage - the spool's size from .usage, adding delta under an exclusive lock.  A
+ * missing .usage (a new spool, or one an operator pruned) is recounted.
+ */
+static unsigned long long
+usage(struct spool *sp, unsigned long long delta)
+{
+	char p[4096], num[32];
+	unsigned long long n = 0;
+	int fd, recount = 0;
+	ssize_t r;
+
+	snprintf(p, sizeof(p), "%s/.usage", sp->dir);
+	if ((fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return 0;
+	/* a recount writes too: take the exclusive lock whenever it may */
+	if (flock(fd, LOCK_EX) == 0) {
+		if ((r = pread(fd, num, sizeof(num) - 1, 0)) > 0) {
+			num[r] = '\0';
+			n = strtoull(num, NULL, 10);
+		} else {
+			size_t i;
+
+			for (i = 1; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+				n += dir_bytes(sp->dir, subdirs[i]);
+			recount = 1;
+		}
+		if (delta || recount) {
+			n += delta;
+			/* fixed width: a shorter number never leaves a stale tail */
+			r = snprintf(num, sizeof(num), "%020llu\n", n);
+			if (pwrite(fd, num, (size_t)r, 0) != r)
+				n -= delta;
+		}
+	}
+	close(fd);
+	return n;
+}
+
+int
+spool_room(void *ctx)
+{
+	struct spool *sp = ctx;
+
+	if (sp->budget == 0)
+		return 1;
+	if (ready(sp) < 0)
+		return 1;	/* open will fail and say 451 */
+	return usage(sp, 0) < sp->budget;
+}
+
+/* --- one message --------------------------------------------------------------- */
+
+/*
+ * spool_open - a new file under tmp/.  The queue id is Postfix's short form: the
+ * microseconds as five hex digits, then the file's inode number in hex.
+ */
+int
+spool_open(void *ctx, char *qid, size_t qidsize)
+{
+	struct spool *sp = ctx;
+	struct timeval tv;
+	struct stat st;
+
+	if (ready(sp) < 0)
+		return -1;
+	gettimeofday(&tv, NULL);
+	clock_gettime(CLOCK_REALTIME, &sp->started);
+	snprintf(sp->tmp, sizeof(sp->tmp), "%s/tmp/%ld.%06ld.%d", sp->dir, (long)tv.tv_sec,
+	    (long)tv.tv_usec, (int)getpid());
+	sp->fd = open(sp->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (sp->fd < 0 || fstat(sp->fd, &st) < 0)
+		goto fail;
+	snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX", (unsigned long)tv.tv_usec,
+	    (unsigned long)st.st_ino);
+	/* no two ids in one process repeat, even for a reused inode in the same usec */
+	if (strcmp(sp->qid, sp->last_qid) == 0)
+		snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX",
+		    (unsigned long)(tv.tv_usec + 1) % 1000000, (unsigned long)st.st_ino);
+	memcpy(sp->last_qid, sp->qid, sizeof(sp->qid));
+	if (sp->sha == NULL && (sp->sha = EVP_MD_CTX_new()) == NULL)
+		goto fail;
+	if (!EVP_DigestInit_ex(sp->sha, EVP_sha256(), NULL))
+		goto fail;
+	snprintf(qid, qidsize, "%s", sp->qid);
+	sp->buflen = 0;
+	sp->written = 0;
+	sp->full = 0;
+	sp->used = sp->budget ? usage(sp, 0) : 0;
+	sp->path[0] = sp->meta[0] = sp->sha256[0] = '\0';
+	return 0;
+fail:
+	if (sp->fd >= 0) {
+		close(sp->fd);
+		unlink(sp->tmp);
+	}
+	sp->fd = -1;
+	return -1;
+}
+
 static int
 flush(struct spool *sp)
 {
@@ -122,43 +221,182 @@ flush(struct spool *sp)
 	return write_all(sp->fd, sp->buf, n);
 }
 
+/* spool_write - hash and store; past the budget nothing more is stored (MSG_FULL) */
 int
 spool_write(void *ctx, const char *buf, size_t len)
 {
 	struct spool *sp = ctx;
 
 	if (sp->fd < 0)
-		return -1;
+		return MSG_ERROR;
+	if (sp->budget && sp->used + sp->written + len > sp->budget) {
+		sp->full = 1;
+		return MSG_FULL;
+	}
+	sp->written += len;
+	if (!EVP_DigestUpdate(sp->sha, buf, len))
+		return MSG_ERROR;
 	if (sp->buflen + len > sizeof(sp->buf) && flush(sp) < 0)
-		return -1;
+		return MSG_ERROR;
 	if (len >= sizeof(sp->buf))
-		return write_all(sp->fd, buf, len);
+		return write_all(sp->fd, buf, len) < 0 ? MSG_ERROR : 0;
 	memcpy(sp->buf + sp->buflen, buf, len);
 	sp->buflen += len;
 	return 0;
 }
 
-/* spool_close - commit: flush, fsync, rename into new/, fsync new/; else remove */
+/* json_bytes - a sidecar string from session bytes */
+static void
+json_bytes(yajl_gen g, const char *key, struct bytes b)
+{
+	sink_json_string(g, key, b.p, b.len);
+}
+
+static void
+json_str(yajl_gen g, const char *key, const char *val)
+{
+	sink_json_string(g, key, val, strlen(val));
+}
+
+static void
+json_num(yajl_gen g, const char *key, unsigned long long n)
+{
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_integer(g, (long long)n);
+}
+
+/* sidecar - the envelope and session, as JSON, written durably next to the message */
+static int
+sidecar(struct spool *sp, const struct msg_info *m, unsigned long long *size)
+{
+	char tmp[sizeof(sp->tmp) + 8], stamp[40];
+	const unsigned char *out;
+	struct timespec now;
+	yajl_gen g;
+	size_t len;
+	int fd, rc = -1;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		return -1;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	clock_gettime(CLOCK_REALTIME, &now);
+	yajl_gen_map_open(g);
+	json_str(g, "queue_id", sp->qid);
+	json_str(g, "file", sp->path);
+	yajl_gen_string(g, (const unsigned char *)"partial", 7);
+	yajl_gen_bool(g, m->partial != NULL);
+	if (m->partial != NULL)
+		json_str(g, "reason", m->partial);
+	json_num(g, "body_bytes", m->body_bytes);
+	json_num(g, "stored_bytes", sp->written);
+	json_str(g, "sha256", sp->sha256);
+	json_str(g, "session_id", sp->peer->session_id);
+	json_str(g, "src", sp->peer->src);
+	json_str(g, "src_port", sp->peer->src_port);
+	json_str(g, "dst", sp->peer->dst);
+	json_str(g, "dst_port", sp->peer->dst_port);
+	json_str(g, "persona_hostname", sp->peer->hostname);
+	json_bytes(g, "helo", m->helo);
+	json_bytes(g, "mail_from", m->from);
+	json_bytes(g, "mail_from_params", m->from_params);
+	json_bytes(g, "rcpt_to", m->rcpts);
+	json_num(g, "rcpt_count", m->nrcpt);
+	json_bytes(g, "auth_user", m->auth_user);
+	json_bytes(g, "hdr_subject", m->subject);
+	json_bytes(g, "hdr_from", m->hdr_from);
+	json_bytes(g, "hdr_message_id", m->hdr_message_id);
+	sink_timestamp(stamp, sizeof(stamp), &sp->started);
+	json_str(g, "started", stamp);
+	sink_timestamp(stamp, sizeof(stamp), &now);
+	json_str(g, "finished", stamp);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &out, &len);
+
+	snprintf(tmp, sizeof(tmp), "%s.json", sp->tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0) {
+		if (write_all(fd, (const char *)out, len) == 0 && write_all(fd, "\n", 1) == 0 &&
+		    fsync(fd) == 0 && rename(tmp, sp->meta) == 0)
+			rc = 0;
+		close(fd);
+		if (rc < 0)
+			unlink(tmp);
+	}
+	*size = len + 1;
+	yajl_gen_free(g);
+	return rc;
+}
+
+/* finish_sha - the digest of what was stored, in hex */
+static void
+finish_sha(struct spool *sp)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0, i;
+
+	sp->sha256[0] = '\0';
+	if (!EVP_DigestFinal_ex(sp->sha, md, &n))
+		return;
+	for (i = 0; i < n && i < 32; i++)
+		snprintf(sp->sha256 + 2 * i, 3, "%02x", md[i]);
+}
+
+/* place - the message and its sidecar into dest/ and meta/; 0 or -1 */
+static int
+place(struct spool *sp, const struct msg_info *m, const char *dest)
+{
+	unsigned long long meta_size = 0;
+
+	snprintf(sp->path, sizeof(sp->path), "%s/%s/%s", sp->dir, dest, sp->qid);
+	snprintf(sp->meta, sizeof(sp->meta), "%s/meta/%s.json", sp->dir, sp->qid);
+	if (sidecar(sp, m, &meta_size) < 0)
+		return -1;
+	if (rename(sp->tmp, sp->path) < 0)
+		return -1;
+	if (fsync_dir(sp->dir, "meta") < 0 || fsync_dir(sp->dir, dest) < 0)
+		return -1;
+	if (sp->budget)
+		usage(sp, sp->written + meta_size);
+	return 0;
+}
+
+/*
+ * spool_close - accepted: flush, fsync, sidecar, rename into new/, fsync the
+ * directories.  Partial, or an accepted one that could not be made durable: the
+ * same into partial/, as far as it goes.  A message without a byte is dropped.
+ */
 int
-spool_close(void *ctx, int commit)
+spool_close(void *ctx, const struct msg_info *m)
 {
 	struct spool *sp = ctx;
-	int rc = 0;
+	int ok;
 
 	if (sp->fd < 0)
 		return -1;
-	if (commit) {
-		snprintf(sp->path, sizeof(sp->path), "%s/new/%s", sp->dir, sp->qid);
-		if (flush(sp) < 0 || fsync(sp->fd) < 0)
-			rc = -1;
-	}
+	ok = flush(sp) == 0 && fsync(sp->fd) == 0;
 	if (close(sp->fd) < 0)
-		rc = -1;
+		ok = 0;
 	sp->fd = -1;
-	if (commit && rc == 0 && rename(sp->tmp, sp->path) == 0 &&
-	    fsync_dir(sp->dir, "new") == 0)
+	finish_sha(sp);
+	if (m->partial == NULL && ok && place(sp, m, "new") == 0)
 		return 0;
-	unlink(sp->tmp);
-	sp->path[0] = '\0';
-	return commit ? -1 : 0;
+	if (m->partial == NULL) {
+		/* not durable: what is there stays as evidence */
+		struct msg_info p = *m;
+
+		p.partial = "write_error";
+		if (place(sp, &p, "partial") < 0)
+			unlink(sp->tmp);
+		return -1;
+	}
+	if (sp->written == 0 && m->body_bytes == 0) {
+		unlink(sp->tmp);
+		sp->path[0] = sp->meta[0] = '\0';
+		return 0;
+	}
+	if (place(sp, m, "partial") < 0) {
+		unlink(sp->tmp);
+		sp->path[0] = sp->meta[0] = '\0';
+		return -1;
+	}
+	return 0;
 }

@@ -1,29 +1,47 @@
 /*
- * spool.h - the message store: a Maildir (tmp/, new/) of files named by queue id.
+ * spool.h - the message store: a Maildir (tmp/, new/) of files named by queue id,
+ * partial messages beside it, a JSON sidecar for each, and a size budget.
  */
 #ifndef SPOOL_H
 #define SPOOL_H
 
 #include <stddef.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "session.h"
+#include "sink.h"
 
 #define SPOOL_BUF	65536
 
 struct spool {
-	const char *dir;		/* the Maildir root */
+	const char *dir;		/* the spool root */
+	unsigned long long budget;	/* bytes the spool may hold; 0: no limit */
+	const struct sink_peer *peer;	/* for the sidecar */
+	int ready;			/* its directories exist */
 	int fd;				/* the message being written, or -1 */
-	int ready;			/* tmp/ and new/ exist */
+	int full;			/* the budget was spent while writing */
+	unsigned long long used;	/* the spool's size when the message began */
+	unsigned long long written;
+	struct timespec started;
+	EVP_MD_CTX *sha;
+	char sha256[65];		/* hex, once the message is closed */
 	char tmp[4096];			/* its path under tmp/ */
-	char path[4096];		/* its path under new/, once committed */
+	char path[4096];		/* where it ended: new/ or partial/ */
+	char meta[4096];		/* its sidecar */
 	char qid[32];
 	char last_qid[32];
 	size_t buflen;
 	char buf[SPOOL_BUF];
 };
 
-void spool_init(struct spool *, const char *dir);
+void spool_init(struct spool *, const char *dir, unsigned long long budget,
+    const struct sink_peer *);
 /* The session_ops message callbacks; ctx is a struct spool. */
+int spool_room(void *ctx);
 int spool_open(void *ctx, char *qid, size_t qidsize);
 int spool_write(void *ctx, const char *buf, size_t len);
-int spool_close(void *ctx, int commit);
+int spool_close(void *ctx, const struct msg_info *);
 
 #endif

@@ -44,7 +44,7 @@ setup() {
 @test "a bad --log or setting is refused with exit status 2" {
 	run "$DECKY" --log=syslog </dev/null
 	[ "$status" -eq 2 ]
-	assert_output --partial 'bad log: syslog'
+	assert_output --partial 'bad log "syslog"'
 	run "$DECKY" --timeout=soon </dev/null
 	[ "$status" -eq 2 ]
 	run "$DECKY" --no-such-option=1 </dev/null

@@ -14,8 +14,8 @@ PAGE=$TOP/man/decky-smtpd.8
 	names=$( {
 		# event types (sink.c) and fields (session.c, sink.c, smtpd.c)
 		grep -oE '\[EV_[A-Z]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
-		grep -ohE '(fieldz?\(&ev, |ADD\()"[A-Z_]+"' "$TOP"/*.c | grep -oE '"[A-Z_]+"'
-		grep -ohE '\.name = "[A-Z_]+"' "$TOP/smtpd.c" | grep -oE '"[A-Z_]+"'
+		grep -ohE '(fieldz?|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
+		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
 		# disconnect reasons
 		grep -oE '\[END_[A-Z]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
 	} | tr -d '"' | sort -u)
@@ -28,8 +28,8 @@ PAGE=$TOP/man/decky-smtpd.8
 }
 
 @test "every setting is in the man page as an option and as SMTP_ variable" {
-	settings=$(sed -n '/^} settings\[\] = {/,/^};/p' "$TOP/smtpd.c" | grep -oE '\{ "[a-z-]+"' | grep -oE '[a-z-]+')
-	[ "$(wc -w <<<"$settings")" -ge 9 ]
+	settings=$(sed -n '/^} settings\[\] = {/,/^};/p' "$TOP/persona.c" | grep -oE '\{ "[a-z-]+"' | grep -oE '[a-z-]+')
+	[ "$(wc -w <<<"$settings")" -ge 18 ]
 	missing=
 	for s in $settings; do
 		env=SMTP_$(tr 'a-z-' 'A-Z_' <<<"$s")

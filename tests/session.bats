@@ -159,15 +159,19 @@ setup() {
 	[ "$(events rcpt_to | wc -l)" -eq 2 ]
 }
 
-@test "a message larger than the size limit is refused after DATA and not stored" {
+@test "a message larger than the size limit is refused after DATA, and kept as partial" {
 	SMTP_SIZE_LIMIT=100 smtp "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA \
 	    "$(printf 'A%.0s' $(seq 200))" . QUIT
 	assert_line -n 4 $'552 5.3.4 Error: message file too big\r'
-	[ "$(event_field message_rejected reason)" = too_big ]
-	[ "$(event_field message_rejected body_bytes)" = 202 ]
-	[ "$(event_field message_rejected reply)" = 552 ]
-	[ -z "$(ls "$SMTP_SPOOL/new")" ]
-	[ -z "$(ls "$SMTP_SPOOL/tmp")" ]
+	[ "$(event_field message_partial reason)" = too_big ]
+	[ "$(event_field message_partial body_bytes)" = 202 ]
+	[ "$(event_field message_partial reply)" = 552 ]
+	[ -z "$(events message_accepted)" ]
+	[ -z "$(ls "$SMTP_SPOOL/new")" ] && [ -z "$(ls "$SMTP_SPOOL/tmp")" ]
+	# the evidence: every byte, under partial/
+	f=$(event_field message_partial spool_file)
+	[ "$(dirname "$f")" = "$SMTP_SPOOL/partial" ]
+	cmp "$f" <(printf '%s\r\n' "$(printf 'A%.0s' $(seq 200))")
 }
 
 @test "BDAT chunks, LAST included, make one message" {

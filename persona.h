@@ -1,0 +1,49 @@
+/*
+ * persona.h - what a decky may vary, and the process settings beside it: one table,
+ * filled from the built-in Postfix defaults, then a JSON persona file, then the
+ * environment (SMTP_<NAME>), then options (--name=value).
+ */
+#ifndef PERSONA_H
+#define PERSONA_H
+
+#include <stdio.h>
+
+struct persona {
+	/* the persona */
+	char *hostname;			/* NULL: the machine's host name */
+	char *banner;			/* NULL: "<hostname> ESMTP Postfix (Debian/GNU)" */
+	char *ehlo_keywords;		/* names, in order: SIZE and AUTH get their values */
+	char *auth_mechanisms;		/* offered: PLAIN LOGIN CRAM-MD5 */
+	int auth_accept;		/* auth-policy: accept (1) or reject (0) */
+	int relay_open;			/* relay: open (1) or deny (0) */
+	unsigned long long size_limit;
+	unsigned long long recipient_limit;
+	unsigned long long soft_errors, hard_errors;
+	unsigned long long timeout;	/* seconds */
+	unsigned long long error_sleep;	/* milliseconds */
+	unsigned long long greeting_min, greeting_max;	/* milliseconds */
+	char *spool;			/* NULL: $STATE_DIRECTORY, else /var/lib/decky-smtpd */
+	unsigned long long spool_budget;	/* bytes; 0: none */
+	/* the process */
+	char *log;
+	char *fallback_log;
+	char *persona;			/* the file these came from, if any */
+};
+
+/* persona_defaults - the built-in stock Debian 12 Postfix 3.7 */
+void persona_defaults(struct persona *);
+/* persona_set - one setting by name from text; 0, or -1 with a reason in err */
+int persona_set(struct persona *, const char *name, const char *value, char *err, size_t errsize);
+/* persona_file - a JSON object of settings; -1 with "FILE:line:col: reason" in err */
+int persona_file(struct persona *, const char *path, char *err, size_t errsize);
+/* persona_env - every SMTP_<NAME> that is set; a bad one is skipped, -1 and the
+ * first in err */
+int persona_env(struct persona *, char *err, size_t errsize);
+/* persona_print - the effective settings, one "name = value" a line */
+void persona_print(const struct persona *, FILE *);
+/* persona_names - the setting names, space-separated, for usage */
+void persona_names(FILE *);
+/* persona_env_name - "size-limit" -> "SMTP_SIZE_LIMIT" */
+void persona_env_name(char *buf, size_t size, const char *name);
+
+#endif
