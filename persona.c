@@ -275,7 +275,8 @@ persona_env(struct persona *p, char *err, size_t errsize)
 		const char *v;
 
 		persona_env_name(env, sizeof(env), settings[i].name);
-		if ((v = getenv(env)) == NULL || *v == '\0')
+		/* empty means unset, but for a list, where it means none */
+		if ((v = getenv(env)) == NULL || (*v == '\0' && settings[i].type != T_WORDS))
 			continue;
 		if (persona_set(p, settings[i].name, v, why, sizeof(why)) < 0 && rc == 0) {
 			snprintf(err, errsize, "%s: %s", env, why);
@@ -294,6 +295,8 @@ struct parse {
 	const char *path;
 	int depth;
 	int in_array;
+	size_t tok;			/* where the token being handled starts */
+	size_t array_start;
 	char key[64];
 	char list[512];			/* an array of words, joined */
 	size_t list_len;
@@ -319,8 +322,37 @@ fail_at(struct parse *ps, size_t off, const char *why)
 static int
 fail(struct parse *ps, const char *why)
 {
-	fail_at(ps, yajl_get_bytes_consumed(ps->h), why);
+	fail_at(ps, ps->tok, why);
 	return 0;	/* stops the parser */
+}
+
+/* token - note where the token that just ended began: back len bytes from the end */
+static void
+token(struct parse *ps, size_t len)
+{
+	size_t end = yajl_get_bytes_consumed(ps->h);
+
+	ps->tok = end >= len ? end - len : 0;
+}
+
+/* quoted - note where the string that just ended began: back to its opening quote */
+static void
+quoted(struct parse *ps)
+{
+	size_t i = yajl_get_bytes_consumed(ps->h);
+
+	if (i > 0)
+		i--;	/* the closing quote */
+	while (i > 0) {
+		size_t bs = 0;
+
+		i--;
+		while (i >= bs + 1 && ps->text[i - bs - 1] == '\\')
+			bs++;
+		if (ps->text[i] == '"' && bs % 2 == 0)
+			break;
+	}
+	ps->tok = i;
 }
 
 /* value - one setting from the file, through the common setter */
@@ -342,6 +374,7 @@ on_string(void *ctx, const unsigned char *s, size_t len)
 	struct parse *ps = ctx;
 	char v[256];
 
+	quoted(ps);
 	if (len >= sizeof(v) || memchr(s, '\0', len) != NULL)
 		return fail(ps, "value too long, or with a NUL byte");
 	if (ps->in_array) {
@@ -365,6 +398,7 @@ on_number(void *ctx, const char *s, size_t len)
 	struct parse *ps = ctx;
 	char v[32];
 
+	token(ps, len);
 	if (ps->in_array || len >= sizeof(v))
 		return fail(ps, "a list holds words, as strings");
 	memcpy(v, s, len);
@@ -373,16 +407,17 @@ on_number(void *ctx, const char *s, size_t len)
 }
 
 static int
-on_other(void *ctx)
+on_null(void *ctx)
 {
+	token(ctx, 4);
 	return fail(ctx, "a value is a string, a number, or a list of strings");
 }
 
 static int
 on_bool(void *ctx, int b)
 {
-	(void)b;
-	return on_other(ctx);
+	token(ctx, b ? 4 : 5);
+	return fail(ctx, "a value is a string, a number, or a list of strings");
 }
 
 static int
@@ -390,6 +425,7 @@ on_map_start(void *ctx)
 {
 	struct parse *ps = ctx;
 
+	token(ps, 1);
 	if (ps->depth++ != 0)
 		return fail(ps, "settings are the keys of one object, with no nesting");
 	return 1;
@@ -400,6 +436,7 @@ on_key(void *ctx, const unsigned char *k, size_t len)
 {
 	struct parse *ps = ctx;
 
+	quoted(ps);
 	if (len >= sizeof(ps->key) || lookup((const char *)k, len) == NULL) {
 		char why[100];
 
@@ -423,6 +460,8 @@ on_array_start(void *ctx)
 {
 	struct parse *ps = ctx;
 
+	token(ps, 1);
+	ps->array_start = ps->tok;
 	if (ps->in_array || ps->depth != 1)
 		return fail(ps, "a list belongs to a setting, and holds strings");
 	ps->in_array = 1;
@@ -437,11 +476,12 @@ on_array_end(void *ctx)
 	struct parse *ps = ctx;
 
 	ps->in_array = 0;
+	ps->tok = ps->array_start;
 	return value(ps, ps->list);
 }
 
 static const yajl_callbacks callbacks = {
-	.yajl_null = on_other,
+	.yajl_null = on_null,
 	.yajl_boolean = on_bool,
 	.yajl_number = on_number,
 	.yajl_string = on_string,
@@ -460,7 +500,7 @@ persona_file(struct persona *p, const char *path, char *err, size_t errsize)
 	size_t len = 0;
 	yajl_status st;
 	ssize_t r;
-	int fd;
+	int fd, at_end = 0;
 
 	err[0] = '\0';
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -481,21 +521,21 @@ persona_file(struct persona *p, const char *path, char *err, size_t errsize)
 		return -1;
 	}
 	st = yajl_parse(ps.h, (const unsigned char *)text, len);
-	if (st == yajl_status_ok)
-		st = yajl_complete_parse(ps.h);
+	if (st == yajl_status_ok && (st = yajl_complete_parse(ps.h)) != yajl_status_ok)
+		at_end = 1;	/* the text ended too soon */
 	if (st == yajl_status_error && err[0] == '\0') {
 		unsigned char *msg = yajl_get_error(ps.h, 0, NULL, 0);
 		const char *m = (const char *)msg;
 		char why[200];
+		size_t off;
 
 		if (strncmp(m, "parse error: ", 13) == 0)
 			m += 13;
 		snprintf(why, sizeof(why), "%.*s", (int)strcspn(m, "\n"), m);
-		fail_at(&ps, yajl_get_bytes_consumed(ps.h), why);
+		/* yajl stops just past the byte it could not take */
+		off = at_end ? len + 1 : yajl_get_bytes_consumed(ps.h);
+		fail_at(&ps, off > 0 ? off - 1 : 0, why);
 		yajl_free_error(ps.h, msg);
-	} else if (st == yajl_status_ok && ps.depth != 0) {
-		fail_at(&ps, len, "the object is not closed");
-		st = yajl_status_error;
 	}
 	yajl_free(ps.h);
 	return st == yajl_status_ok && err[0] == '\0' ? 0 : -1;

@@ -79,6 +79,7 @@ check_persona(const char *path, int argc, char **argv)
 		fprintf(stderr, "decky-smtpd: %s\n", err);
 		return 2;
 	}
+	pc.persona = (char *)path;
 	if (persona_env(&pc, err, sizeof(err)) < 0) {
 		fprintf(stderr, "decky-smtpd: %s\n", err);
 		return 2;

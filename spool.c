@@ -230,7 +230,13 @@ spool_write(void *ctx, const char *buf, size_t len)
 	if (sp->fd < 0)
 		return MSG_ERROR;
 	if (sp->budget && sp->used + sp->written + len > sp->budget) {
+		/* store what fits, then no more */
+		size_t fits = sp->used + sp->written < sp->budget ?
+		    (size_t)(sp->budget - sp->used - sp->written) : 0;
+
 		sp->full = 1;
+		if (fits > 0 && spool_write(ctx, buf, fits) < 0)
+			return MSG_ERROR;
 		return MSG_FULL;
 	}
 	sp->written += len;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# The persona: a JSON file, the environment over it, options over both.
+
+load helper
+
+setup() {
+	common_setup
+	P=$BATS_TEST_TMPDIR/persona.json
+}
+
+@test "--check-persona accepts a good file and prints the effective settings" {
+	cat >"$P" <<'JSON'
+{
+  "hostname": "mx1.corp.example",
+  "auth-mechanisms": ["PLAIN", "LOGIN", "CRAM-MD5"],
+  "auth-policy": "reject",
+  "relay": "deny",
+  "size-limit": 52428800,
+  "greeting-delay": "100-400"
+}
+JSON
+	unset SMTP_HOSTNAME SMTP_GREETING_DELAY
+	run "$DECKY" --check-persona "$P"
+	assert_success
+	assert_line --regexp '^hostname += mx1.corp.example$'
+	assert_line --regexp "^persona += $P\$"
+	assert_line --regexp '^auth-mechanisms += PLAIN LOGIN CRAM-MD5$'
+	assert_line --regexp '^auth-policy += reject$'
+	assert_line --regexp '^size-limit += 52428800$'
+	assert_line --regexp '^greeting-delay += 100-400$'
+}
+
+@test "each error in a persona file names its line and column" {
+	check() {	# check JSON LINE:COL WORDS
+		printf '%s' "$1" >"$P"
+		run "$DECKY" --check-persona "$P"
+		[ "$status" -eq 2 ]
+		assert_output --partial "$P:$2: "
+		assert_output --partial "$3"
+	}
+	# each names the first byte of the offending token
+	check $'{\n  "hostname": "a",\n  "colour": "red"\n}' 3:3 'unknown setting "colour"'
+	check $'{\n  "size-limit": "lots"\n}' 2:17 'size-limit must be a number'
+	check $'{\n  "size-limit": 0\n}' 2:17 'size-limit must be a number from 1'
+	check $'{\n  "auth-mechanisms": ["PLAIN", "NTLM"]\n}' 2:22 'unknown word "NTLM"'
+	check $'{\n  "relay": "maybe"\n}' 2:12 'relay must be "open" or "deny"'
+	check $'{ "hostname": { "nested": 1 } }' 1:15 'no nesting'
+	check $'{ "hostname": true }' 1:15 'a value is a string, a number'
+	check $'{ "banner": "tab\\there" }' 1:13 'at most 255 printable characters'
+	# syntax errors: where the parser stopped
+	check $'{\n  "hostname": "a",\n}' 3:1 'invalid object key'
+	check $'{ "hostname": "a"' 1:18 'premature EOF'
+}
+
+@test "the environment overrides the file, and options override both" {
+	printf '{ "hostname": "from-file", "banner": "file banner", "size-limit": 1000 }' >"$P"
+	SMTP_PERSONA=$P SMTP_HOSTNAME=from-env run "$DECKY" --log=json:"$EVENTS" --size-limit=2000 < <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_line -n 0 $'220 file banner\r'
+	assert_line -n 1 $'250-from-env\r'
+	assert_line $'250-SIZE 2000\r'
+	SMTP_HOSTNAME=from-env run "$DECKY" --check-persona "$P" --size-limit=2000
+	assert_line --regexp '^hostname += from-env$'
+	assert_line --regexp '^size-limit += 2000$'
+}
+
+@test "a bad persona file at connection time logs persona_error and serves the defaults" {
+	printf '{ "hostname": "from-file", "relay": 7 }' >"$P"
+	SMTP_PERSONA=$P run "$DECKY" --log=json:"$EVENTS" < <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_success
+	assert_line -n 0 $'220 omega-decky ESMTP Postfix (Debian/GNU)\r'
+	[ "$(events persona_error | wc -l)" -eq 1 ]
+	[[ "$(event_field persona_error error)" == "$P:1:37: relay must be"* ]]
+}
+
+@test "a bad environment variable is skipped and reported" {
+	SMTP_SIZE_LIMIT=huge run "$DECKY" --log=json:"$EVENTS" < <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_success
+	assert_line $'250-SIZE 10240000\r'
+	[[ "$(event_field persona_error error)" == "SMTP_SIZE_LIMIT: size-limit must be a number"* ]]
+}
+
+@test "the credential-harvester persona refuses every login and every relay, and logs them" {
+	SMTP_AUTH_POLICY=reject SMTP_RELAY=deny smtp "EHLO x" "AUTH PLAIN $(printf '\0root\0toor' | base64)" \
+	    "MAIL FROM:<a@b.c>" "RCPT TO:<victim@example.org>" "RCPT TO:<root@omega-decky>" QUIT
+	assert_line -n 12 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 14 $'454 4.7.1 <victim@example.org>: Relay access denied\r'
+	assert_line -n 15 $'250 2.1.5 Ok\r'
+	[ "$(event_field auth_attempt password)" = toor ]
+	[ "$(event_field auth_attempt result)" = rejected ]
+}
+
+@test "relay deny still relays for a client that logged in" {
+	SMTP_RELAY=deny smtp "EHLO x" "MAIL FROM:<a@b.c>" "RCPT TO:<v@example.org>" RSET \
+	    "AUTH PLAIN $(printf '\0u\0p' | base64)" "MAIL FROM:<a@b.c>" "RCPT TO:<v@example.org>" QUIT
+	assert_line -n 13 $'454 4.7.1 <v@example.org>: Relay access denied\r'
+	assert_line -n 17 $'250 2.1.5 Ok\r'
+}
+
+@test "ehlo-keywords and auth-mechanisms shape the EHLO reply" {
+	SMTP_EHLO_KEYWORDS="PIPELINING AUTH SIZE" SMTP_AUTH_MECHANISMS="" smtp "EHLO x" QUIT
+	assert_line -n 1 $'250-omega-decky\r'
+	assert_line -n 2 $'250-PIPELINING\r'
+	assert_line -n 3 $'250 SIZE 10240000\r'
+	assert_line -n 4 $'221 2.0.0 Bye\r'
+	SMTP_AUTH_MECHANISMS="" smtp "AUTH PLAIN" QUIT
+	assert_line -n 1 $'535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r'
+}
+
+@test "the greeting comes after the greeting delay" {
+	start=$(date +%s%N)
+	SMTP_GREETING_DELAY=300-350 smtp QUIT
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	echo "greeting after $ms ms"
+	[ "$ms" -ge 300 ]
+	assert_line -n 0 $'220 omega-decky ESMTP Postfix (Debian/GNU)\r'
+}
