@@ -61,6 +61,8 @@ static const struct setting {
 	{ "soft-error-limit", T_NUM, OFF(soft_errors), 1, 1000, NULL, 0 },
 	{ "hard-error-limit", T_NUM, OFF(hard_errors), 1, 1000, NULL, 0 },
 	{ "timeout", T_NUM, OFF(timeout), 1, 86400, NULL, 0 },
+	{ "session-time", T_NUM, OFF(session_time), 1, 86400, NULL, 0 },
+	{ "session-bytes", T_NUM, OFF(session_bytes), 1, 1ULL << 50, NULL, 0 },
 	{ "error-sleep", T_NUM, OFF(error_sleep), 0, 60000, NULL, 0 },
 	{ "greeting-delay", T_RANGE, OFF(greeting_min), 0, 60000, NULL, OFF(greeting_max) },
 	{ "spool", T_STR, OFF(spool), 0, 0, NULL, 0 },
@@ -89,6 +91,8 @@ persona_defaults(struct persona *p)
 	p->soft_errors = 10;		/* smtpd_soft_error_limit */
 	p->hard_errors = 20;		/* smtpd_hard_error_limit */
 	p->timeout = 300;		/* smtpd_timeout */
+	p->session_time = 3600;		/* ours: a session ends after an hour */
+	p->session_bytes = 4ULL << 30;	/* ours: and after 4 GiB from the client */
 	p->error_sleep = 1000;		/* smtpd_error_sleep_time */
 	p->greeting_min = 20;		/* what a reverse lookup on a LAN costs */
 	p->greeting_max = 250;

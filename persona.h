@@ -20,6 +20,8 @@ struct persona {
 	unsigned long long recipient_limit;
 	unsigned long long soft_errors, hard_errors;
 	unsigned long long timeout;	/* seconds */
+	unsigned long long session_time;	/* seconds */
+	unsigned long long session_bytes;
 	unsigned long long error_sleep;	/* milliseconds */
 	unsigned long long greeting_min, greeting_max;	/* milliseconds */
 	char *spool;			/* NULL: $STATE_DIRECTORY, else /var/lib/decky-smtpd */

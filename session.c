@@ -1572,6 +1572,7 @@ static const char *const end_names[] = {
 	[END_ERRORS] = "too_many_errors", [END_REJECTED] = "non_smtp",
 	[END_WRITE] = "write_error", [END_READ] = "read_error",
 	[END_PROTOCOL] = "protocol_error", [END_SIGNAL] = "terminated",
+	[END_SESSION_TIME] = "session_time", [END_SESSION_BYTES] = "session_bytes",
 };
 
 void
@@ -1582,7 +1583,8 @@ session_end(struct session *s, enum session_end why)
 	if (s->ended)
 		return;
 	s->ended = 1;
-	if (why == END_TIMEOUT)
+	/* XXX: Postfix has no session limits; its idle timeout's words serve for them */
+	if (why == END_TIMEOUT || why == END_SESSION_TIME || why == END_SESSION_BYTES)
 		reply(s, R_TIMEOUT, s->conf->hostname);
 	fieldz(&ev, "REASON", end_names[why]);
 	if (s->msg_open || (s->state & (S_DATA | S_BDAT)))

@@ -35,7 +35,9 @@ enum session_end {
 	END_WRITE,		/* a reply could not be sent: the client vanished */
 	END_READ,		/* reading failed (reset) */
 	END_PROTOCOL,		/* a protocol error that Postfix hangs up on */
-	END_SIGNAL		/* the process was told to stop (SIGTERM) */
+	END_SIGNAL,		/* the process was told to stop (SIGTERM) */
+	END_SESSION_TIME,	/* the session's wall time ran out */
+	END_SESSION_BYTES	/* the client sent more than a session may */
 };
 
 /* Event types: the seed's table plus "command" for every other client command. */

@@ -28,6 +28,7 @@
 
 #define LINE_MAX_LEN	2048		/* line_length_limit: longer lines come in pieces */
 #define IN_BUF		16384		/* the reader's buffer: pipelined commands wait here */
+#define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
 
 #ifndef VERSION
 #define VERSION "0.1"
@@ -142,6 +143,9 @@ static struct sink sink = { .json_fd = -1, .fallback_fd = -1, .peer = &peer };
 static struct spool spool;
 static struct session *session;
 static int timeout_ms;
+static struct timespec deadline;	/* the session's wall time ends here */
+static int closing;			/* sending the last words: the deadline is past */
+static unsigned long long received;	/* bytes read from the client */
 static volatile sig_atomic_t stopping;	/* SIGTERM: end the session at the next wait */
 
 static void
@@ -333,19 +337,33 @@ shell_event(enum event_type type, const char *name, const char *val)
 
 static void finish(enum session_end);
 
-/* wait_fd - poll one fd for events within the idle timeout; 1 ready, 0 timeout */
+/*
+ * wait_fd - poll one fd within the idle timeout and the session's wall time: 0 when
+ * it is ready, else the end it met (END_TIMEOUT, END_SESSION_TIME).
+ */
 static int
 wait_fd(int fd, short events)
 {
 	struct pollfd p = { .fd = fd, .events = events };
+	struct timespec now;
+	long long left;
 	int r;
 
 	do {
 		if (stopping)
 			finish(END_SIGNAL);
-		r = poll(&p, 1, timeout_ms);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (deadline.tv_sec - now.tv_sec) * 1000LL +
+		    (deadline.tv_nsec - now.tv_nsec) / 1000000;
+		if (closing)
+			left = CLOSING_MS;	/* the last words get a short grace */
+		if (left <= 0)
+			return END_SESSION_TIME;
+		r = poll(&p, 1, left < timeout_ms ? (int)left : timeout_ms);
 	} while (r < 0 && errno == EINTR);
-	return r > 0;
+	if (r == 0)
+		return left < timeout_ms ? END_SESSION_TIME : END_TIMEOUT;
+	return 0;
 }
 
 /* send_out - write all of buf within the idle timeout; 0, or the end it met */
@@ -353,12 +371,13 @@ static int
 send_out(const char *buf, size_t len)
 {
 	size_t off = 0;
+	int end;
 
 	while (off < len) {
 		ssize_t w;
 
-		if (!wait_fd(1, POLLOUT))
-			return END_TIMEOUT;
+		if ((end = wait_fd(1, POLLOUT)) != 0)
+			return end;
 		w = write(1, buf + off, len - off);
 		if (w < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -387,6 +406,7 @@ finish(enum session_end why)
 	const char *out;
 
 	stopping = 0;
+	closing = 1;
 	session_end(session, why);
 	out = session_output(session, &len);
 	if (why != END_WRITE && why != END_SIGNAL && len > 0) {
@@ -420,6 +440,7 @@ static int
 fill(void)
 {
 	ssize_t r;
+	int end;
 
 	if (in_start > 0) {
 		memmove(in, in + in_start, in_end - in_start);
@@ -428,14 +449,16 @@ fill(void)
 	}
 	flush();
 	for (;;) {
-		if (!wait_fd(0, POLLIN))
-			finish(END_TIMEOUT);
+		if ((end = wait_fd(0, POLLIN)) != 0)
+			finish((enum session_end)end);
 		r = read(0, in + in_end, sizeof(in) - in_end);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r < 0)
 			return -1;
 		in_end += (size_t)r;
+		if ((received += (unsigned long long)r) > pc.session_bytes)
+			finish(END_SESSION_BYTES);
 		return r > 0;
 	}
 }
@@ -543,6 +566,8 @@ main(int argc, char **argv)
 	if (setup_sinks() < 0)
 		return 2;
 	timeout_ms = (int)pc.timeout * 1000;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += (time_t)pc.session_time;
 	conf.hostname = pc.hostname;
 	conf.banner = pc.banner;
 	conf.ehlo_keywords = pc.ehlo_keywords;
