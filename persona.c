@@ -236,6 +236,12 @@ persona_set(struct persona *p, const char *name, const char *v, char *err, size_
 		}
 		break;
 	case T_STR:
+		if (*v == '\0') {
+			/* empty: back to the default */
+			free(STR(p, st));
+			STR(p, st) = NULL;
+			return 0;
+		}
 		break;
 	}
 	if (strlen(v) > 255 || !printable_text(v)) {
@@ -500,7 +506,7 @@ int
 persona_file(struct persona *p, const char *path, char *err, size_t errsize)
 {
 	struct parse ps = { .p = p, .path = path, .err = err, .errsize = errsize };
-	static char text[FILE_MAX + 1];
+	static char text[FILE_MAX + 2];
 	size_t len = 0;
 	yajl_status st;
 	ssize_t r;
@@ -511,10 +517,10 @@ persona_file(struct persona *p, const char *path, char *err, size_t errsize)
 		snprintf(err, errsize, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	while (len < FILE_MAX && (r = read(fd, text + len, FILE_MAX - len)) > 0)
+	while (len <= FILE_MAX && (r = read(fd, text + len, FILE_MAX + 1 - len)) > 0)
 		len += (size_t)r;
 	close(fd);
-	if (len == FILE_MAX) {
+	if (len > FILE_MAX) {
 		snprintf(err, errsize, "%s: larger than %d bytes", path, FILE_MAX);
 		return -1;
 	}

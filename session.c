@@ -48,7 +48,7 @@ enum reply_id {
 	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
 	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
-	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_IN_TX,
+	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
 };
@@ -107,6 +107,7 @@ static const char *const catalogue[R_COUNT] = {
 		[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
 	[R_NON_SMTP] = "221 2.7.0 Error: I can break rules, too. Goodbye.",
 	[R_AUTH_ALREADY] = "503 5.5.1 Error: already authenticated",
+	[R_AUTH_DISABLED] = "503 5.5.1 Error: authentication not enabled",
 	[R_AUTH_IN_TX] = "503 5.5.1 Error: MAIL transaction in progress",
 	[R_AUTH_ABORTED] = "501 5.7.0 Authentication aborted",
 	[R_AUTH_FAILED] = "535 5.7.8 Error: authentication failed: (reason unavailable)",
@@ -164,7 +165,8 @@ struct session {
 	int skip_rest;			/* the command line was over-long: drop its rest */
 	unsigned errors;
 	unsigned junk;
-	unsigned delay_ms;		/* error sleeps owed before the next output */
+	struct session_delay delay[SESSION_DELAYS_MAX];	/* error sleeps in the output */
+	size_t ndelay;
 	char code[4];			/* the code of the last reply, for events */
 	const char *cur;		/* the command line being handled, for events */
 	size_t cur_len;
@@ -205,7 +207,7 @@ struct session {
 	char login[HDR_MAX];		/* the user name that AUTH accepted, for the sidecar */
 	size_t login_len;
 
-	char out[SESSION_OUT_MAX + 1024];
+	char out[SESSION_OUT_MAX + SESSION_OUT_SLACK];
 	size_t out_len;
 };
 
@@ -219,8 +221,6 @@ reply(struct session *s, enum reply_id id, ...)
 	size_t room = sizeof(s->out) - s->out_len;
 	int n;
 
-	if (s->errors >= s->conf->soft_errors)
-		s->delay_ms += s->conf->error_sleep_ms;
 	va_start(ap, id);
 	n = vsnprintf(s->out + s->out_len, room > 2 ? room - 2 : 0, catalogue[id], ap);
 	va_end(ap);
@@ -232,6 +232,17 @@ reply(struct session *s, enum reply_id id, ...)
 	s->out_len += (size_t)n;
 	s->out[s->out_len++] = '\r';
 	s->out[s->out_len++] = '\n';
+	/*
+	 * Postfix sleeps before each reply line once the soft error limit is reached,
+	 * and flushes after it: the shell does the same at each mark.
+	 */
+	if (s->errors >= s->conf->soft_errors && s->conf->error_sleep_ms > 0) {
+		if (s->ndelay == SESSION_DELAYS_MAX)
+			s->delay[s->ndelay - 1].ms += s->conf->error_sleep_ms;
+		else
+			s->delay[s->ndelay++].ms = s->conf->error_sleep_ms;
+		s->delay[s->ndelay - 1].end = s->out_len;
+	}
 }
 
 /* field - add a field to an event under construction */
@@ -386,6 +397,88 @@ local_unknown(const struct session *s, const char *addr, size_t len)
 	return ulen > 0 && !is_local_user(addr, ulen);
 }
 
+/*
+ * valid_hostname - Postfix's test of a domain: labels of letters, digits, '-' and
+ * '_' (no '-' at a label's ends), at most 63 bytes each and 255 in all, not all
+ * digits (a bare IPv4 address is refused too).  8-bit labels (SMTPUTF8) pass.
+ */
+static int
+valid_hostname(const char *p, size_t len)
+{
+	size_t i, label = 0;
+	int non_numeric = 0;
+
+	if (len == 0 || len > 255)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (isalnum(c) || c == '_' || c >= 0x80) {
+			if (++label > 63)
+				return 0;
+			if (!isdigit(c))
+				non_numeric = 1;
+		} else if (c == '.') {
+			if (label == 0 || i + 1 == len)
+				return 0;
+			label = 0;
+		} else if (c == '-') {
+			non_numeric = 1;
+			if (label++ == 0 || i + 1 == len || p[i + 1] == '.')
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return non_numeric;
+}
+
+/* valid_literal - "[1.2.3.4]" or "[IPv6:...]": an address literal (RFC 5321 4.1.3) */
+static int
+valid_literal(const char *p, size_t len)
+{
+	size_t i;
+
+	if (len < 3 || p[0] != '[' || p[len - 1] != ']')
+		return 0;
+	p++, len -= 2;
+	if (len > 5 && strncasecmp(p, "IPv6:", 5) == 0) {
+		for (i = 5; i < len; i++)
+			if (!isxdigit((unsigned char)p[i]) && p[i] != ':' && p[i] != '.')
+				return 0;
+		return 1;
+	}
+	/* dotted decimal, four parts, each at most 255 */
+	for (i = 0; i < 4; i++) {
+		size_t n = strspn(p, "0123456789");
+
+		if (n == 0 || n > 3 || atoi(p) > 255 || (i < 3 ? (n >= len || p[n] != '.') : n != len))
+			return 0;
+		p += n + (i < 3);
+		len -= n + (i < 3);
+	}
+	return 1;
+}
+
+/* valid_domain - the part after the last '@', if any, must be a host or a literal */
+static int
+valid_domain(const char *addr, size_t len)
+{
+	const char *at = NULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (addr[i] == '@')
+			at = addr + i;
+	if (at == NULL)
+		return 1;
+	len = (size_t)(addr + len - at - 1);
+	/* one trailing dot is dropped, as Postfix's address parser drops it */
+	if (len > 1 && at[len] == '.')
+		len--;
+	return valid_hostname(at + 1, len) || valid_literal(at + 1, len);
+}
+
 /* --- address parsing (MAIL FROM / RCPT TO) ---------------------------------------- */
 
 struct path {
@@ -403,6 +496,7 @@ static int
 parse_path(const char *arg, size_t len, const char *key, struct path *p)
 {
 	size_t klen = strlen(key), i = 0, k;
+	int quoted = 0;
 
 	while (i < len && is_space(arg[i]))
 		i++;
@@ -429,9 +523,15 @@ parse_path(const char *arg, size_t len, const char *key, struct path *p)
 			i++;
 		p->len = (size_t)(arg + i - p->addr);
 	}
-	for (k = 0; k < p->len; k++)
-		if (is_space(p->addr[k]) || p->addr[k] == '<')
+	/* white space only inside a quoted local part ("a b"@c.d) */
+	for (k = 0; k < p->len; k++) {
+		if (p->addr[k] == '"')
+			quoted = !quoted;
+		else if ((is_space(p->addr[k]) && !quoted) || p->addr[k] == '<')
 			return -2;
+	}
+	if (!valid_domain(p->addr, p->len))
+		return -2;
 	while (i < len && is_space(arg[i]))
 		i++;
 	p->params = arg + i;
@@ -862,6 +962,11 @@ hdrscan(struct hdrscan *h, const char *buf, size_t len)
 	for (i = 0; i < len && !h->done; i++) {
 		char c = buf[i];
 
+		if (h->bol && (c == '\r' || c == '\n')) {
+			/* an empty line (CRLF or a bare LF): the header is over */
+			h->done = 1;
+			break;
+		}
 		if (c == '\n') {
 			h->bol = 1;
 			h->in_name = 0;
@@ -869,11 +974,6 @@ hdrscan(struct hdrscan *h, const char *buf, size_t len)
 		}
 		if (h->bol) {
 			h->bol = 0;
-			if (c == '\r') {
-				/* CR LF or CR at a line start: the header is over */
-				h->done = 1;
-				break;
-			}
 			if (c == ' ' || c == '\t') {
 				/* a folded continuation of the current field: one space */
 				if (h->cur != H_NONE && h->len[h->cur] > 0 && h->len[h->cur] < HDR_MAX)
@@ -1018,7 +1118,8 @@ session_bytes(struct session *s, const char *buf, size_t len)
 		total = s->body_bytes + (s->body_bytes > 0 && s->last_byte == '\n' ? 0 : 2);
 		finish_message(s, total);
 	} else if (s->msg_failed) {
-		reply(s, R_QUEUE_WRITE);
+		reply(s, s->msg_failed == MSG_FULL ? R_NO_STORAGE : R_QUEUE_WRITE);
+		s->errors++;
 	} else {
 		reply(s, R_BDAT_OK, s->body_bytes);
 	}
@@ -1298,7 +1399,8 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 		} else {
 			c.user = bytes((const char *)dec, (size_t)(sp - dec));
 			c.digest = bytes((const char *)sp + 1, (size_t)(dec + n - sp - 1));
-			c.wellformed = c.user.len > 0 && c.digest.len == 32;
+			c.wellformed = c.user.len > 0 && c.digest.len == 32 &&
+			    strspn(c.digest.p, "0123456789abcdefABCDEF") >= 32;
 		}
 		auth_verdict(s, &c);
 		break;
@@ -1316,6 +1418,10 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	const struct mech *m;
 	size_t left = len, mlen, irlen, i;
 
+	if (s->conf->auth_mechs[0] == '\0') {
+		reply(s, R_AUTH_DISABLED);
+		goto fail;
+	}
 	if (s->authenticated) {
 		reply(s, R_AUTH_ALREADY);
 		goto fail;
@@ -1334,7 +1440,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	s->auth = m->first;
 	s->auth_raw_len = 0;
 	s->state |= S_AUTH;
-	/* RFC 2195: CRAM-MD5 has no initial response; Dovecot refuses one */
+	/* RFC 2195: CRAM-MD5 has no initial response; one sent is ignored */
 	if (next_param(&params, &left, &ir, &irlen) && s->auth != AUTH_CRAM) {
 		auth_response(s, ir, irlen, 1);
 		return;
@@ -1479,6 +1585,17 @@ is_header(const char *p, size_t len)
 	return 0;
 }
 
+/* error_limit - at smtpd_hard_error_limit Postfix says 421 and hangs up */
+static enum session_next
+error_limit(struct session *s)
+{
+	if (s->errors < s->conf->hard_errors)
+		return SN_CONTINUE;
+	reply(s, R_TOO_MANY_ERRORS, s->conf->hostname);
+	session_end(s, END_ERRORS);
+	return SN_CLOSE;
+}
+
 /* command - one command line: find the verb in the table and run its handler */
 static enum session_next
 command(struct session *s, const char *line, size_t len)
@@ -1487,8 +1604,10 @@ command(struct session *s, const char *line, size_t len)
 	const char *nul;
 	size_t vlen = 0;
 	char verb[16];
+	int utf8;
 
-	/* Postfix sees a C string: a NUL ends the command */
+	/* Postfix checks UTF-8 on the whole line, then sees a C string: a NUL ends it */
+	utf8 = valid_utf8((const unsigned char *)line, len);
 	if ((nul = memchr(line, '\0', len)) != NULL)
 		len = (size_t)(nul - line);
 	while (len > 0 && is_space(line[len - 1]))
@@ -1502,7 +1621,7 @@ command(struct session *s, const char *line, size_t len)
 	for (c = commands; c->verb != NULL; c++)
 		if (strlen(c->verb) == vlen && strncasecmp(c->verb, line, vlen) == 0)
 			break;
-	if (!valid_utf8((const unsigned char *)line, len)) {
+	if (!utf8) {
 		reply(s, R_BAD_UTF8);
 		s->errors++;
 		command_event(s, verb, line, len);
@@ -1536,12 +1655,7 @@ command(struct session *s, const char *line, size_t len)
 			return SN_CLOSE;
 		}
 	}
-	if (s->errors >= s->conf->hard_errors) {
-		reply(s, R_TOO_MANY_ERRORS, s->conf->hostname);
-		session_end(s, END_ERRORS);
-		return SN_CLOSE;
-	}
-	return SN_CONTINUE;
+	return error_limit(s);
 }
 
 enum session_next
@@ -1562,7 +1676,7 @@ session_line(struct session *s, const char *line, size_t len, enum line_end end)
 		s->skip_rest = 1;
 	if (s->state & S_AUTH) {
 		auth_response(s, line, len, 0);
-		return SN_CONTINUE;
+		return error_limit(s);
 	}
 	return command(s, line, len);
 }
@@ -1604,11 +1718,12 @@ void
 session_output_done(struct session *s)
 {
 	s->out_len = 0;
-	s->delay_ms = 0;
+	s->ndelay = 0;
 }
 
-unsigned
-session_delay_ms(const struct session *s)
+size_t
+session_delays(const struct session *s, const struct session_delay **d)
 {
-	return s->delay_ms;
+	*d = s->delay;
+	return s->ndelay;
 }

@@ -55,7 +55,7 @@ enum event_type {
 	EV_COUNT
 };
 
-#define EVENT_MAX_FIELDS 12
+#define EVENT_MAX_FIELDS 16
 
 /* One field of an event: an upper-case name and length-delimited bytes. */
 struct field {
@@ -134,12 +134,25 @@ enum session_next session_line(struct session *, const char *line, size_t len, e
 void session_end(struct session *, enum session_end);
 const char *session_output(struct session *, size_t *len);
 void session_output_done(struct session *);
-unsigned session_delay_ms(const struct session *);
+/*
+ * Error sleeps: before the output up to delay[i].end is sent, sleep delay[i].ms, in
+ * order; a batch with any should be sent at once, as Postfix flushes after each.
+ */
+struct session_delay {
+	size_t end;
+	unsigned ms;
+};
+#define SESSION_DELAYS_MAX 32
+size_t session_delays(const struct session *, const struct session_delay **);
 /* BDAT: while this is non-zero, the shell hands raw bytes to session_bytes() */
 size_t session_want_bytes(const struct session *);
 void session_bytes(struct session *, const char *buf, size_t len);
 
-/* The largest reply batch one call can add: the shell flushes before this is at risk. */
+/*
+ * Output: the shell sends it when it holds SESSION_OUT_MAX bytes or more; one call
+ * of session_line() or session_bytes() adds less than SESSION_OUT_SLACK.
+ */
 #define SESSION_OUT_MAX 4096
+#define SESSION_OUT_SLACK 2048
 
 #endif

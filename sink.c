@@ -36,7 +36,7 @@ static const struct {
 	[EV_MAIL] = { "mail_from", "d602e8afd3e6402db9428e6dfd12fee6" },
 	[EV_RCPT] = { "rcpt_to", "26e3155360b247c885add21a1534dc95" },
 	[EV_MESSAGE] = { "message_accepted", "53a9341520d648aeb27aa1eb8fae08cb" },
-	[EV_PARTIAL] = { "message_partial", "13c6a05f753049b7bcad059e62905642" },
+	[EV_PARTIAL] = { "message_partial", "8a6d271f433c4e3eb55e021fe0dd2701" },
 	[EV_COMMAND] = { "command", "a90c8fc7beb942a3aca5bd387c713f10" },
 	[EV_DISCONNECT] = { "disconnect", "2bb700e04a4e4ba292ae74955ba5419e" },
 	[EV_PERSONA_ERROR] = { "persona_error", "6bb765b2b2714caa9ebd97ef885b7530" },

@@ -80,7 +80,6 @@ check_persona(const char *path, int argc, char **argv)
 		fprintf(stderr, "decky-smtpd: %s\n", err);
 		return 2;
 	}
-	pc.persona = (char *)path;
 	if (persona_env(&pc, err, sizeof(err)) < 0) {
 		fprintf(stderr, "decky-smtpd: %s\n", err);
 		return 2;
@@ -88,6 +87,7 @@ check_persona(const char *path, int argc, char **argv)
 	for (a = 1; a < argc; a++)
 		if (strcmp(argv[a], "--check-persona") != 0 && argv[a] != path && option(argv[a]) < 0)
 			return 2;
+	pc.persona = (char *)path;
 	printf("# %s: valid; the effective settings (file, then environment, then options):\n", path);
 	persona_print(&pc, stdout);
 	return 0;
@@ -336,6 +336,7 @@ shell_event(enum event_type type, const char *name, const char *val)
 }
 
 static void finish(enum session_end);
+static int send_replies(void);
 
 /*
  * wait_fd - poll one fd within the idle timeout and the session's wall time: 0 when
@@ -402,33 +403,57 @@ sleep_ms(unsigned ms)
 static void
 finish(enum session_end why)
 {
-	size_t len;
-	const char *out;
-
 	stopping = 0;
 	closing = 1;
 	session_end(session, why);
-	out = session_output(session, &len);
-	if (why != END_WRITE && why != END_SIGNAL && len > 0) {
-		sleep_ms(session_delay_ms(session));
-		send_out(out, len);
-	}
+	if (why != END_WRITE && why != END_SIGNAL)
+		send_replies();
 	exit(0);
 }
 
-/* flush - send the session's pending replies (after its error sleeps) */
+/* send_replies - the pending replies, each error sleep before the line it delays */
+static int
+send_replies(void)
+{
+	const struct session_delay *d;
+	size_t len, n = session_delays(session, &d), i, sent = 0;
+	const char *out = session_output(session, &len);
+	int end = 0;
+
+	for (i = 0; i < n && end == 0; i++) {
+		sleep_ms(d[i].ms);
+		end = send_out(out + sent, d[i].end - sent);
+		sent = d[i].end;
+	}
+	if (end == 0)
+		end = send_out(out + sent, len - sent);
+	session_output_done(session);
+	return end;
+}
+
+/* flush - send the pending replies; a client that cannot take them ends the session */
 static void
 flush(void)
 {
-	size_t len;
-	const char *out = session_output(session, &len);
-	int end;
+	int end = send_replies();
 
-	sleep_ms(session_delay_ms(session));
-	end = send_out(out, len);
-	session_output_done(session);
 	if (end != 0)
 		finish((enum session_end)end);
+}
+
+/*
+ * flush_if_due - replies wait for the next read (pipelining), unless an error sleep
+ * is among them (Postfix flushes after each) or they fill the session's buffer
+ */
+static void
+flush_if_due(void)
+{
+	const struct session_delay *d;
+	size_t len;
+
+	session_output(session, &len);
+	if (len >= SESSION_OUT_MAX || session_delays(session, &d) > 0)
+		flush();
 }
 
 /* The line reader: a fixed buffer; lines longer than LINE_MAX_LEN come in pieces. */
@@ -476,6 +501,7 @@ run(void)
 			if (n > 0) {
 				session_bytes(session, in + in_start, n);
 				in_start += n;
+				flush_if_due();
 				continue;
 			}
 		} else {
@@ -496,9 +522,11 @@ run(void)
 					in_start += len;
 				}
 				if (session_line(session, line, len, end) == SN_CLOSE) {
+					closing = 1;
 					flush();
 					exit(0);
 				}
+				flush_if_due();
 				continue;
 			}
 		}

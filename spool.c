@@ -396,7 +396,7 @@ spool_close(void *ctx, const struct msg_info *m)
 	}
 	if (sp->written == 0 && m->body_bytes == 0) {
 		unlink(sp->tmp);
-		sp->path[0] = sp->meta[0] = '\0';
+		sp->path[0] = sp->meta[0] = sp->sha256[0] = '\0';
 		return 0;
 	}
 	if (place(sp, m, "partial") < 0) {

@@ -13,11 +13,11 @@ PAGE=$TOP/man/decky-smtpd.8
 @test "every event type, field and disconnect reason in the code is in the man page" {
 	names=$( {
 		# event types (sink.c) and fields (session.c, sink.c, smtpd.c)
-		grep -oE '\[EV_[A-Z]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
+		grep -oE '\[EV_[A-Z_]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
 		grep -ohE '(fieldz?|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
 		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
 		# disconnect reasons
-		grep -oE '\[END_[A-Z]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
+		grep -oE '\[END_[A-Z_]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
 	} | tr -d '"' | sort -u)
 	[ "$(wc -l <<<"$names")" -gt 30 ]
 	missing=
@@ -41,7 +41,7 @@ PAGE=$TOP/man/decky-smtpd.8
 
 @test "the catalog explains every event's MESSAGE_ID" {
 	ids=$(grep -oE '"[0-9a-f]{32}"' "$TOP/sink.c" | tr -d '"')
-	[ "$(wc -l <<<"$ids")" -eq "$(grep -cE '^	\[EV_[A-Z]+\] = \{' "$TOP/sink.c")" ]
+	[ "$(wc -l <<<"$ids")" -eq "$(grep -cE '^	\[EV_[A-Z_]+\] = \{' "$TOP/sink.c")" ]
 	for id in $ids; do
 		grep -qx -- "-- $id" "$TOP/man/decky-smtpd.catalog"
 	done

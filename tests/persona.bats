@@ -103,7 +103,7 @@ JSON
 	assert_line -n 3 $'250 SIZE 10240000\r'
 	assert_line -n 4 $'221 2.0.0 Bye\r'
 	SMTP_AUTH_MECHANISMS="" smtp "AUTH PLAIN" QUIT
-	assert_line -n 1 $'535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r'
+	assert_line -n 1 $'503 5.5.1 Error: authentication not enabled\r'
 }
 
 @test "the greeting comes after the greeting delay" {
