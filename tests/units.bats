@@ -20,12 +20,26 @@ setup() {
 	refute_output --partial 'decky-smtpd'
 }
 
+@test "systemd-analyze security rates the session unit 1.0 or better" {
+	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
+	run systemd-analyze security --offline=true --no-pager "$TOP/units/decky-smtpd@.service"
+	echo "$output" | tail -3
+	score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$output")
+	[ -n "$score" ]
+	awk -v s="$score" 'BEGIN { exit !(s <= 1.0) }'
+}
+
 @test "the socket accepts each connection itself and starts a session for it" {
 	grep -qx 'Accept=yes' "$TOP/units/decky-smtpd.socket"
 	grep -qx 'ListenStream=25' "$TOP/units/decky-smtpd.socket"
 	grep -qx 'StandardInput=socket' "$TOP/units/decky-smtpd@.service"
 	grep -qx 'StandardError=journal' "$TOP/units/decky-smtpd@.service"
 	grep -qx 'StateDirectory=decky-smtpd' "$TOP/units/decky-smtpd@.service"
+	# a flood is capped, and cannot fail the socket
+	grep -qx 'MaxConnections=256' "$TOP/units/decky-smtpd.socket"
+	grep -qx 'MaxConnectionsPerSource=16' "$TOP/units/decky-smtpd.socket"
+	grep -qx 'TriggerLimitIntervalSec=0' "$TOP/units/decky-smtpd.socket"
+	grep -qx 'PrivateNetwork=yes' "$TOP/units/decky-smtpd@.service"
 }
 
 @test "make install puts each file in its place under DESTDIR and PREFIX" {
