@@ -1,0 +1,51 @@
+#!/usr/bin/env bats
+# The fuzzer's seed corpus and every crasher it found, replayed through the same
+# LLVMFuzzerTestOneInput (tests/fuzz/session_fuzz.c) under ASan and UBSan.  The
+# replay driver is built with the normal cc, so none of this needs clang; `make fuzz`
+# is what finds new inputs.  Each file in tests/fuzz/regressions/ has a test below,
+# skipped (with its reason) only while the fix is not in.
+
+load helper
+
+FUZZ=$TESTS/fuzz
+
+setup_file() {
+	REPLAY=$BATS_FILE_TMPDIR/replay
+	cc -std=c11 -Wall -Wextra -O1 -g -fsanitize=address,undefined \
+	    -fno-omit-frame-pointer -fno-sanitize-recover=all -o "$REPLAY" \
+	    "$FUZZ/session_fuzz.c" "$FUZZ/replay.c" "$TOP/session.c" "$TOP/b64.c"
+	export REPLAY
+}
+
+# replay FILE... - through the fuzz target; a finding is a non-zero exit and a report
+replay() {
+	run env ASAN_OPTIONS=detect_leaks=1:handle_abort=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$REPLAY" "$@"
+	echo "$output" | tail -40
+}
+
+@test "every seed of the fuzz corpus runs through the session without a finding" {
+	replay "$FUZZ"/corpus/*
+	assert_success
+	assert_output --partial "inputs, no finding"
+}
+
+@test "every crasher in tests/fuzz/regressions has a test of its own here" {
+	local f
+	for f in "$FUZZ"/regressions/*; do
+		grep -q "regressions/$(basename "$f")\"" "$BATS_TEST_FILENAME" ||
+		    fail "no test replays regressions/$(basename "$f")"
+	done
+}
+
+# found by the fuzzer: the shell flushed only before a read, and reply() aborted once a
+# batch of pipelined replies outgrew the session's buffer (fixed in ca7747b)
+@test "30 pipelined EHLOs in one read do not overflow the session's output (regressions/pipelined-ehlo-replies-overflow)" {
+	replay "$FUZZ/regressions/pipelined-ehlo-replies-overflow"
+	assert_success
+}
+
+@test "the Postfix reference's 1000 pipelined RCPTs do not overflow the session's output (regressions/pipelined-rcpt-replies-overflow)" {
+	replay "$FUZZ/regressions/pipelined-rcpt-replies-overflow"
+	assert_success
+}
