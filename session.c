@@ -47,7 +47,7 @@ enum reply_id {
 	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT,
 	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
 	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
-	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
+	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
@@ -98,6 +98,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_SIZE_FS] = "552 5.3.4 Message size exceeds file system imposed limit",
 	[R_FILE_TOO_BIG] = "552 5.3.4 Error: message file too big",
 	[R_CHUNK_TOO_BIG] = "552 5.3.4 Chunk exceeds message size limit",
+	[R_DISCARDED] = "551 5.0.0 Discarded %lu bytes after earlier error",
 	[R_QUEUE_WRITE] = "451 4.3.0 Error: queue file write error",
 	[R_NO_STORAGE] = "452 4.3.1 Insufficient system storage",
 	[R_RELAY_DENIED] = "454 4.7.1 <%s>: Relay access denied",
@@ -192,7 +193,10 @@ struct session {
 	unsigned long body_bytes;
 	unsigned long bdat_left;
 	int bdat_last;
-	enum reply_id bdat_refused;	/* the reply after a refused chunk, or R_COUNT */
+	enum reply_id bdat_refused;	/* the reply after a dropped chunk, or R_COUNT */
+	enum reply_id bdat_poisoned;	/* after a chunk past the size limit: 552, then 551;
+					   R_COUNT while the transaction is sound */
+	unsigned long bdat_chunk;
 	char bdat_arg[64];		/* the BDAT arguments, for its event */
 	char last_byte;
 	char qid[32];
@@ -349,6 +353,7 @@ reset_transaction(struct session *s, const char *why)
 	s->rcpts[0] = '\0';
 	s->nrcpt = 0;
 	s->bdat_seen = 0;
+	s->bdat_poisoned = R_COUNT;
 	s->body_bytes = 0;
 	s->msg_failed = 0;
 	s->state = S_IDLE;
@@ -1049,7 +1054,9 @@ data_line(struct session *s, const char *line, size_t len, enum line_end end)
 
 /*
  * cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes and the
- * reply comes after it, even when the command is refused (the chunk is dropped).
+ * reply comes after it.  Without a recipient the chunk is dropped; a chunk past the
+ * size limit poisons the transaction as in Postfix (552, then 551 for each chunk up
+ * to LAST), but its bytes, and the later chunks', are kept as partial evidence.
  */
 static void
 cmd_bdat(struct session *s, const char *arg, size_t len)
@@ -1067,14 +1074,19 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 		s->bdat_last = 1;
 	}
 	s->bdat_refused = R_COUNT;
+	s->bdat_chunk = size;
 	if (s->nrcpt == 0)
 		s->bdat_refused = (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT;
-	else if (s->body_bytes + size > s->conf->max_size)
-		s->bdat_refused = R_CHUNK_TOO_BIG;
 	else if (!s->msg_open && open_message(s) < 0)
 		s->bdat_refused = R_QUEUE_WRITE;
 	else
 		s->bdat_seen = 1;
+	if (s->bdat_refused != R_COUNT)
+		;	/* dropped, whatever its size */
+	else if (s->bdat_poisoned == R_COUNT && s->body_bytes + size > s->conf->max_size)
+		s->bdat_poisoned = R_CHUNK_TOO_BIG;
+	else if (s->bdat_poisoned != R_COUNT)
+		s->bdat_poisoned = R_DISCARDED;
 	s->bdat_left = size;
 	s->state |= S_BDAT;
 	bounded_copy(s->bdat_arg, sizeof(s->bdat_arg), s->cur, s->cur_len);
@@ -1113,6 +1125,14 @@ session_bytes(struct session *s, const char *buf, size_t len)
 	if (s->bdat_refused != R_COUNT) {
 		reply(s, s->bdat_refused);
 		s->errors++;
+	} else if (s->bdat_poisoned != R_COUNT) {
+		reply(s, s->bdat_poisoned, s->bdat_chunk);
+		s->errors++;
+		if (s->bdat_last) {
+			command_event(s, "BDAT", s->bdat_arg, strlen(s->bdat_arg));
+			reset_transaction(s, "too_big");
+			return;
+		}
 	} else if (s->bdat_last) {
 		/* XXX: Postfix counts the line end it adds to an unterminated message */
 		total = s->body_bytes + (s->body_bytes > 0 && s->last_byte == '\n' ? 0 : 2);
@@ -1515,6 +1535,7 @@ session_new(const struct session_conf *conf, const struct session_ops *ops)
 	s->conf = conf;
 	s->ops = ops;
 	s->state = S_IDLE;
+	s->bdat_poisoned = R_COUNT;
 	return s;
 }
 
