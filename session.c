@@ -370,14 +370,27 @@ is_local_user(const char *name, size_t len)
 	return 0;
 }
 
-/*
- * local_unknown - is addr in a local domain ($myhostname, localhost) and not a local
- * user?  Postfix rejects such recipients (local_recipient_maps).
- */
+/* domain_at - the '@' before the domain: the last one outside a quoted local part */
+static const char *
+domain_at(const char *addr, size_t len)
+{
+	const char *at = NULL;
+	int quoted = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (addr[i] == '"')
+			quoted = !quoted;
+		else if (addr[i] == '@' && !quoted)
+			at = addr + i;
+	}
+	return at;
+}
+
 static int
 is_local(const struct session *s, const char *addr, size_t len)
 {
-	const char *at = memchr(addr, '@', len);
+	const char *at = domain_at(addr, len);
 	const char *dom = at ? at + 1 : NULL;
 	size_t dlen = at ? (size_t)(addr + len - dom) : 0;
 
@@ -387,14 +400,24 @@ is_local(const struct session *s, const char *addr, size_t len)
 	    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0);
 }
 
+/*
+ * local_unknown - is addr in a local domain ($myhostname, localhost) and not a local
+ * user?  Postfix rejects such recipients (local_recipient_maps).  A local part that
+ * routes on (user%domain, domain!user, "user@domain") is rewritten by Postfix
+ * (allow_percent_hack, swap_bangpath) into a remote address: no local lookup.
+ */
 static int
 local_unknown(const struct session *s, const char *addr, size_t len)
 {
-	const char *at = memchr(addr, '@', len);
+	const char *at = domain_at(addr, len);
 	size_t ulen = at ? (size_t)(at - addr) : len;
-	char *plus;
+	const char *plus;
 
 	if (!is_local(s, addr, len))
+		return 0;
+	if (ulen >= 2 && addr[0] == '"' && addr[ulen - 1] == '"')
+		addr++, ulen -= 2;
+	if (memchr(addr, '%', ulen) || memchr(addr, '!', ulen) || memchr(addr, '@', ulen))
 		return 0;
 	/* recipient_delimiter = + */
 	if ((plus = memchr(addr, '+', ulen)) != NULL)
@@ -469,12 +492,8 @@ valid_literal(const char *p, size_t len)
 static int
 valid_domain(const char *addr, size_t len)
 {
-	const char *at = NULL;
-	size_t i;
+	const char *at = domain_at(addr, len);
 
-	for (i = 0; i < len; i++)
-		if (addr[i] == '@')
-			at = addr + i;
 	if (at == NULL)
 		return 1;
 	len = (size_t)(addr + len - at - 1);

@@ -189,3 +189,11 @@ setup() {
 	[ "${#lines[@]}" -eq 3 ]
 	[ "$(event_field disconnect reason)" = protocol_error ]
 }
+
+@test "routed local parts (%, !, quoted @) are relayed, as Postfix rewrites them" {
+	smtp "MAIL FROM:<antispam@[127.0.0.1]>" "RCPT TO:<relaytest%nmap.scanme.org@omega-decky>" \
+	    "RCPT TO:<\"relaytest@nmap.scanme.org\">" "RCPT TO:<nmap.scanme.org!relaytest>" \
+	    "RCPT TO:<@omega-decky:relaytest@nmap.scanme.org>" "RCPT TO:<nobody-here@omega-decky>" QUIT
+	for i in 2 3 4 5; do assert_line -n $i $'250 2.1.5 Ok\r'; done
+	assert_line -n 6 $'550 5.1.1 <nobody-here@omega-decky>: Recipient address rejected: User unknown in local recipient table\r'
+}
