@@ -1,0 +1,22 @@
+#!/usr/bin/env bats
+# Real scanners agree: nmap's SMTP scripts and version detection find on decky-smtpd
+# what they find on Debian 12's Postfix (tests/nmap/postfix.expected, recorded with
+# tests/nmap/scan against the reference; `make fidelity-live` records it anew).
+
+load helper
+
+setup() {
+	common_setup
+	command -v nmap >/dev/null || skip "nmap is not installed"
+	start_activated
+}
+
+teardown() {
+	stop_activated
+}
+
+@test "nmap -sV with smtp-commands, smtp-open-relay and smtp-enum-users: the same findings as on Postfix" {
+	run "$TESTS/nmap/scan" "$PORT"
+	assert_success
+	diff -u "$TESTS/nmap/postfix.expected" <(printf '%s\n' "$output")
+}
