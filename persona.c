@@ -100,6 +100,18 @@ persona_defaults(struct persona *p)
 	p->log = strdup("journal");
 }
 
+void
+persona_free(struct persona *p)
+{
+	size_t i;
+
+	for (i = 0; i < NSETTINGS; i++)
+		if (settings[i].type == T_STR || settings[i].type == T_WORDS || settings[i].type == T_LOG) {
+			free(STR(p, &settings[i]));
+			STR(p, &settings[i]) = NULL;
+		}
+}
+
 static const struct setting *
 lookup(const char *name, size_t len)
 {

@@ -34,6 +34,8 @@ struct persona {
 
 /* persona_defaults - the built-in stock Debian 12 Postfix 3.7 */
 void persona_defaults(struct persona *);
+/* persona_free - the strings the settings own */
+void persona_free(struct persona *);
 /* persona_set - one setting by name from text; 0, or -1 with a reason in err */
 int persona_set(struct persona *, const char *name, const char *value, char *err, size_t errsize);
 /* persona_file - a JSON object of settings; -1 with "FILE:line:col: reason" in err */

@@ -126,8 +126,10 @@ configure(int argc, char **argv)
 			file = argv[a] + 10;
 	}
 	if (file != NULL && *file != '\0' &&
-	    persona_file(&pc, file, persona_err, sizeof(persona_err)) < 0)
+	    persona_file(&pc, file, persona_err, sizeof(persona_err)) < 0) {
+		persona_free(&pc);
 		persona_defaults(&pc);
+	}
 	if (persona_env(&pc, env_err, sizeof(env_err)) < 0 && persona_err[0] == '\0')
 		snprintf(persona_err, sizeof(persona_err), "%s", env_err);
 	for (a = 1; a < argc; a++)
