@@ -83,6 +83,7 @@ struct harness {
 	char in[IN_BUF];
 	size_t in_start, in_end;
 	size_t out_seen;		/* output already checked since the last flush */
+	int out_cont;			/* its last line is a continuation ("250-") */
 
 	/* the message store */
 	unsigned fault;
@@ -257,19 +258,18 @@ check_delays(const char *out, size_t len)
 
 /*
  * check_output - after every call: the call added less than SESSION_OUT_SLACK bytes,
- * and what is pending is whole reply lines, "NNN" then ' ' or '-', printable ASCII,
+ * and what it added is whole reply lines, "NNN" then ' ' or '-', printable ASCII,
  * CRLF.  At a flush (last set) the final line of the batch may not be a continuation.
  */
 static void
 check_output(int last)
 {
-	size_t len, i = 0;
+	size_t len, i = h.out_seen;
 	const char *out = session_output(h.s, &len);
 
 	if (len < h.out_seen || len - h.out_seen >= SESSION_OUT_SLACK ||
 	    len >= SESSION_OUT_MAX + SESSION_OUT_SLACK || (len > 0 && out == NULL))
 		abort();
-	h.out_seen = len;
 	check_delays(out, len);
 	while (i < len) {
 		const char *line = out + i;
@@ -284,9 +284,11 @@ check_output(int last)
 		if (len - i - n < 2 || out[i + n] != '\r' || out[i + n + 1] != '\n')
 			abort();	/* every reply line ends in CRLF */
 		i += n + 2;
-		if (last && i == len && line[3] == '-')
-			abort();	/* a multi-line reply cut off at a flush */
+		h.out_cont = line[3] == '-';
 	}
+	h.out_seen = len;
+	if (last && h.out_cont)
+		abort();	/* a multi-line reply cut off at a flush */
 }
 
 /* quiet - nothing is pending, no error sleep either */
@@ -308,6 +310,7 @@ flush(void)
 	check_output(1);
 	session_output_done(h.s);
 	h.out_seen = 0;
+	h.out_cont = 0;
 	quiet();
 }
 
