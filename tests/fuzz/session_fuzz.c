@@ -395,8 +395,8 @@ run(void)
 				}
 				if (session_line(h.s, line, len, end) == SN_CLOSE) {
 					check_output(0);
-					if (!h.disconnected)
-						abort();	/* SN_CLOSE comes with its disconnect */
+					if (!h.disconnected || h.out_seen == 0)
+						abort();	/* a hang-up is said, and logged */
 					flush();
 					return;		/* the shell exits */
 				}
