@@ -46,9 +46,10 @@ enum reply_id {
 	R_BDAT_SYNTAX, R_VRFY_SYNTAX, R_AUTH_SYNTAX, R_ETRN_SYNTAX,
 	R_NESTED_MAIL, R_NEED_MAIL, R_NEED_RCPT, R_NO_RCPT,
 	R_DATA_AFTER_BDAT, R_UNKNOWN, R_BAD_SYNTAX, R_BAD_UTF8, R_RSET_SYNTAX, R_STARTTLS_SYNTAX,
-	R_ETRN_HELO_FIRST, R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
+	R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
-	R_UNSUPPORTED, R_BAD_SIZE, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
+	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
+	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
 };
@@ -83,7 +84,6 @@ static const char *const catalogue[R_COUNT] = {
 	[R_NEED_MAIL] = "503 5.5.1 Error: need MAIL command",
 	[R_NEED_RCPT] = "503 5.5.1 Error: need RCPT command",
 	[R_NO_RCPT] = "554 5.5.1 Error: no valid recipients",
-	[R_ETRN_HELO_FIRST] = "503 Error: send HELO/EHLO first",
 	[R_ETRN_IN_TX] = "503 Error: MAIL transaction in progress",
 	[R_DATA_AFTER_BDAT] = "503 5.5.1 Error: DATA after BDAT",
 	[R_UNKNOWN] = "500 5.5.2 Error: command not recognized",
@@ -106,6 +106,13 @@ static const char *const catalogue[R_COUNT] = {
 	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
 	[R_UNSUPPORTED] = "555 5.5.4 Unsupported option: %s",
 		[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
+	[R_BAD_RET] = "501 5.5.4 Bad RET parameter syntax",
+	[R_BAD_ENVID] = "501 5.5.4 Bad ENVID parameter syntax",
+	[R_BAD_NOTIFY] = "501 5.5.4 Error: Bad NOTIFY parameter syntax",
+	[R_BAD_ORCPT] = "501 5.5.4 Error: Bad ORCPT parameter syntax",
+	[R_RCPT_AFTER_BDAT] = "503 5.5.1 Error: RCPT after BDAT",
+	[R_XCLIENT] = "550 5.7.0 Error: insufficient authorization",
+	[R_XCLIENT_SYNTAX] = "501 5.5.4 Syntax: %s attribute=value...",
 	[R_NON_SMTP] = "221 2.7.0 Error: I can break rules, too. Goodbye.",
 	[R_AUTH_ALREADY] = "503 5.5.1 Error: already authenticated",
 	[R_AUTH_DISABLED] = "503 5.5.1 Error: authentication not enabled",
@@ -129,6 +136,7 @@ static const char *const local_users[] = {
 	"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
 	"uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody",
 	"systemd-network", "systemd-timesync", "messagebus", "postfix", "postmaster",
+	"mailer-daemon", "dovecot", "dovenull",
 };
 
 enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_CRAM };
@@ -197,6 +205,7 @@ struct session {
 	enum reply_id bdat_poisoned;	/* after a chunk past the size limit: 552, then 551;
 					   R_COUNT while the transaction is sound */
 	unsigned long bdat_chunk;
+	unsigned long bdat_count;	/* the message as Postfix counts it (see stored_size) */
 	char bdat_arg[64];		/* the BDAT arguments, for its event */
 	char last_byte;
 	char qid[32];
@@ -333,7 +342,8 @@ printable(char *buf, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 
-		if (c < 0x20 || c == 0x7f || c >= 0x80)
+		/* 8-bit bytes here are valid UTF-8 (the line was checked): Postfix keeps them */
+		if (c < 0x20 || c == 0x7f)
 			buf[i] = '?';
 	}
 }
@@ -354,6 +364,8 @@ reset_transaction(struct session *s, const char *why)
 	s->nrcpt = 0;
 	s->bdat_seen = 0;
 	s->bdat_poisoned = R_COUNT;
+	s->bdat_count = 0;
+	s->last_byte = '\0';
 	s->body_bytes = 0;
 	s->msg_failed = 0;
 	s->state = S_IDLE;
@@ -394,10 +406,16 @@ is_local(const struct session *s, const char *addr, size_t len)
 	const char *dom = at ? at + 1 : NULL;
 	size_t dlen = at ? (size_t)(addr + len - dom) : 0;
 
-	/* mydestination = $myhostname, localhost; a bare user name is local */
+	/*
+	 * mydestination = $myhostname, localhost; a bare user name is local, and so is
+	 * an address literal of the address the client reached
+	 */
 	return at == NULL || (dlen == strlen(s->conf->hostname) &&
 	    strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
-	    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0);
+	    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0) ||
+	    (s->conf->local_addr != NULL && dlen == strlen(s->conf->local_addr) + 2 &&
+	    dom[0] == '[' && dom[dlen - 1] == ']' &&
+	    strncmp(dom + 1, s->conf->local_addr, dlen - 2) == 0);
 }
 
 /*
@@ -546,6 +564,9 @@ parse_path(const char *arg, size_t len, const char *key, struct path *p)
 		while (i < len && !is_space(arg[i]))
 			i++;
 		p->len = (size_t)(arg + i - p->addr);
+		/* XXX: a stray '>' after a bare address is dropped, as Postfix drops it */
+		if (p->len > 1 && p->addr[p->len - 1] == '>')
+			p->len--;
 	}
 	/* white space only inside a quoted local part ("a b"@c.d) */
 	for (k = 0; k < p->len; k++) {
@@ -582,14 +603,6 @@ next_param(const char **params, size_t *left, const char **tok, size_t *tlen)
 	return 1;
 }
 
-static int
-param_is(const char *tok, size_t tlen, const char *name)
-{
-	size_t n = strlen(name);
-
-	return tlen >= n && strncasecmp(tok, name, n) == 0 &&
-	    (tlen == n || tok[n] == '=');
-}
 
 /* number - a decimal count: 0, -1 if it is not one, -2 if it exceeds an off_t */
 static int
@@ -615,6 +628,91 @@ number(const char *p, size_t len, unsigned long *n)
 	return over ? -2 : 0;
 }
 
+/* The values of the ESMTP parameters Postfix knows; each check returns 1 if good. */
+static int
+word_in(const char *v, size_t n, const char *const *words)
+{
+	for (; *words != NULL; words++)
+		if (strlen(*words) == n && strncasecmp(v, *words, n) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+good_body(const char *v, size_t n)
+{
+	static const char *const w[] = { "7BIT", "8BITMIME", NULL };
+
+	return word_in(v, n, w);
+}
+
+static int
+good_ret(const char *v, size_t n)
+{
+	static const char *const w[] = { "FULL", "HDRS", NULL };
+
+	return word_in(v, n, w);
+}
+
+/* good_notify - RFC 3461: NEVER, or a list of SUCCESS, FAILURE, DELAY */
+static int
+good_notify(const char *v, size_t n)
+{
+	static const char *const w[] = { "SUCCESS", "FAILURE", "DELAY", NULL };
+	size_t k;
+
+	if (n == 5 && strncasecmp(v, "NEVER", 5) == 0)
+		return 1;
+	while (n > 0) {
+		for (k = 0; k < n && v[k] != ','; k++)
+			;
+		if (!word_in(v, k, w))
+			return 0;
+		v += k + (k < n);
+		n -= k + (k < n);
+	}
+	return 1;
+}
+
+/* good_orcpt - RFC 3461: addr-type ";" xtext */
+static int
+good_orcpt(const char *v, size_t n)
+{
+	const char *semi = memchr(v, ';', n);
+
+	return semi != NULL && semi > v && semi + 1 < v + n;
+}
+
+static int
+good_nonempty(const char *v, size_t n)
+{
+	(void)v;
+	return n > 0;
+}
+
+enum { P_MAIL = 1, P_RCPT = 2 };
+
+/*
+ * The ESMTP parameters of MAIL and RCPT as Postfix 3.7 takes them: which verb, and
+ * whether the keyword takes a value (a keyword with the wrong form is unknown to
+ * Postfix: 555), how it is checked, and Postfix's words for a bad one.
+ */
+static const struct param {
+	const char *name;
+	unsigned verbs;
+	int (*good)(const char *, size_t);	/* NULL: no value */
+	enum reply_id bad;			/* R_COUNT: 555 Unsupported option */
+} esmtp[] = {
+	{ "SIZE", P_MAIL, good_nonempty, R_BAD_SIZE },	/* the number: cmd_mail */
+	{ "BODY", P_MAIL, good_body, R_COUNT },
+	{ "SMTPUTF8", P_MAIL, NULL, R_COUNT },
+	{ "RET", P_MAIL, good_ret, R_BAD_RET },
+	{ "ENVID", P_MAIL, good_nonempty, R_BAD_ENVID },
+	{ "AUTH", P_MAIL, good_nonempty, R_COUNT },
+	{ "NOTIFY", P_RCPT, good_notify, R_BAD_NOTIFY },
+	{ "ORCPT", P_RCPT, good_orcpt, R_BAD_ORCPT },
+};
+
 /* unsupported - the 555 reply for one parameter, printable and bounded */
 static void
 unsupported(struct session *s, const char *tok, size_t tlen)
@@ -624,6 +722,49 @@ unsupported(struct session *s, const char *tok, size_t tlen)
 	tlen = bounded_copy(buf, sizeof(buf), tok, tlen);
 	printable(buf, tlen);
 	reply(s, R_UNSUPPORTED, buf);
+}
+
+/*
+ * esmtp_params - check MAIL's or RCPT's parameters in order; the first bad one is
+ * answered and -1 returned.  SIZE= is measured against the limits here too.
+ */
+static int
+esmtp_params(struct session *s, unsigned verb, const char *params, size_t left)
+{
+	const char *tok;
+	size_t tlen, i;
+
+	while (next_param(&params, &left, &tok, &tlen)) {
+		const char *eq = memchr(tok, '=', tlen);
+		size_t klen = eq ? (size_t)(eq - tok) : tlen;
+		const struct param *pm = NULL;
+
+		for (i = 0; i < sizeof(esmtp) / sizeof(esmtp[0]); i++)
+			if ((esmtp[i].verbs & verb) && strlen(esmtp[i].name) == klen &&
+			    strncasecmp(esmtp[i].name, tok, klen) == 0)
+				pm = &esmtp[i];
+		if (pm == NULL || (pm->good == NULL) != (eq == NULL)) {
+			unsupported(s, tok, tlen);
+			return -1;
+		}
+		if (pm->good != NULL && !pm->good(eq + 1, (size_t)(tok + tlen - eq - 1))) {
+			if (pm->bad == R_COUNT)
+				unsupported(s, tok, tlen);
+			else
+				reply(s, pm->bad);
+			return -1;
+		}
+		if (pm->bad == R_BAD_SIZE) {
+			unsigned long size;
+			int r = number(eq + 1, (size_t)(tok + tlen - eq - 1), &size);
+
+			if (r < 0 || size > s->conf->max_size) {
+				reply(s, r == -1 ? R_BAD_SIZE : r == -2 ? R_SIZE_FS : R_SIZE_EXCEEDED);
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 /* --- command handlers -------------------------------------------------------- */
@@ -708,40 +849,14 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 {
 	struct event ev = event(EV_MAIL, 6);
 	struct path p;
-	const char *params, *tok;
-	size_t left, tlen;
 	int r;
 
 	if ((r = parse_path(arg, len, "FROM:", &p)) < 0) {
 		reply(s, r == -1 ? R_MAIL_SYNTAX : R_BAD_SENDER);
 		goto fail;
 	}
-	params = p.params;
-	left = p.params_len;
-	while (next_param(&params, &left, &tok, &tlen)) {
-		if (param_is(tok, tlen, "SIZE")) {
-			unsigned long size;
-
-			if ((r = tlen < 5 ? -1 : number(tok + 5, tlen - 5, &size)) < 0) {
-				reply(s, r == -1 ? R_BAD_SIZE : R_SIZE_FS);
-				goto fail;
-			}
-			if (size > s->conf->max_size) {
-				reply(s, R_SIZE_EXCEEDED);
-				goto fail;
-			}
-		} else if (param_is(tok, tlen, "BODY")) {
-			if (!((tlen == 9 && strncasecmp(tok + 5, "7BIT", 4) == 0) ||
-			    (tlen == 13 && strncasecmp(tok + 5, "8BITMIME", 8) == 0))) {
-				unsupported(s, tok, tlen);
-				goto fail;
-			}
-		} else if (!(param_is(tok, tlen, "SMTPUTF8") || param_is(tok, tlen, "RET") ||
-		    param_is(tok, tlen, "ENVID") || param_is(tok, tlen, "AUTH"))) {
-			unsupported(s, tok, tlen);
-			goto fail;
-		}
-	}
+	if (esmtp_params(s, P_MAIL, p.params, p.params_len) < 0)
+		goto fail;
 	/* Postfix's 452 when the queue file system is short of space */
 	if (s->ops->msg_room != NULL && !s->ops->msg_room(s->ops->msg_ctx)) {
 		reply(s, R_NO_STORAGE);
@@ -766,21 +881,18 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
 	struct event ev = event(EV_RCPT, 6);
 	struct path p;
-	const char *params, *tok;
-	size_t left, tlen;
 	int r;
 
+	if (s->bdat_seen) {
+		reply(s, R_RCPT_AFTER_BDAT);
+		goto fail;
+	}
 	if ((r = parse_path(arg, len, "TO:", &p)) < 0) {
 		reply(s, r == -1 ? R_RCPT_SYNTAX : R_BAD_RCPT);
 		goto fail;
 	}
-	params = p.params;
-	left = p.params_len;
-	while (next_param(&params, &left, &tok, &tlen))
-		if (!(param_is(tok, tlen, "NOTIFY") || param_is(tok, tlen, "ORCPT"))) {
-			unsupported(s, tok, tlen);
-			goto fail;
-		}
+	if (esmtp_params(s, P_RCPT, p.params, p.params_len) < 0)
+		goto fail;
 	if (p.len == 0) {
 		reply(s, R_BAD_RCPT);
 		goto fail;
@@ -841,12 +953,12 @@ open_message(struct session *s)
 static void
 cmd_data(struct session *s, const char *arg, size_t len)
 {
-	if (!arg_empty(arg, len)) {
-		reply(s, R_DATA_SYNTAX);
-		goto fail;
-	}
 	if (s->nrcpt == 0) {
 		reply(s, (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT);
+		goto fail;
+	}
+	if (!arg_empty(arg, len)) {
+		reply(s, R_DATA_SYNTAX);
 		goto fail;
 	}
 	if (s->bdat_seen) {
@@ -1094,18 +1206,16 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 	}
 	s->bdat_refused = R_COUNT;
 	s->bdat_chunk = size;
-	if (s->nrcpt == 0)
+	if (s->bdat_poisoned != R_COUNT)
+		s->bdat_poisoned = R_DISCARDED;	/* kept if a message is open */
+	else if (s->nrcpt == 0)
 		s->bdat_refused = (s->state & S_TX) ? R_NO_RCPT : R_NEED_RCPT;
 	else if (!s->msg_open && open_message(s) < 0)
 		s->bdat_refused = R_QUEUE_WRITE;
-	else
-		s->bdat_seen = 1;
-	if (s->bdat_refused != R_COUNT)
-		;	/* dropped, whatever its size */
-	else if (s->bdat_poisoned == R_COUNT && s->body_bytes + size > s->conf->max_size)
+	else if (s->body_bytes + size > s->conf->max_size)
 		s->bdat_poisoned = R_CHUNK_TOO_BIG;
-	else if (s->bdat_poisoned != R_COUNT)
-		s->bdat_poisoned = R_DISCARDED;
+	if (s->bdat_refused == R_COUNT)
+		s->bdat_seen = 1;
 	s->bdat_left = size;
 	s->state |= S_BDAT;
 	bounded_copy(s->bdat_arg, sizeof(s->bdat_arg), s->cur, s->cur_len);
@@ -1118,6 +1228,24 @@ syntax:
 	s->errors++;
 	s->hangup = 1;
 	command_event(s, "BDAT", s->cur, s->cur_len);
+}
+
+/*
+ * stored_size - what Postfix counts of a chunk: a bare LF becomes CR LF in its queue
+ * file.  prev is the byte before the chunk.
+ */
+static unsigned long
+stored_size(const char *buf, size_t len, char prev)
+{
+	unsigned long n = len;
+	const char *p = buf, *end = buf + len, *lf;
+
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if ((lf == buf ? prev : lf[-1]) != '\r')
+			n++;
+		p = lf + 1;
+	}
+	return n;
 }
 
 size_t
@@ -1133,8 +1261,9 @@ session_bytes(struct session *s, const char *buf, size_t len)
 
 	if (!(s->state & S_BDAT) || len > s->bdat_left)
 		abort();
-	if (s->bdat_refused == R_COUNT && len > 0) {
+	if (s->bdat_refused == R_COUNT && s->msg_open && len > 0) {
 		body(s, buf, len);
+		s->bdat_count += stored_size(buf, len, s->last_byte);
 		s->last_byte = buf[len - 1];
 	}
 	s->bdat_left -= len;
@@ -1144,6 +1273,13 @@ session_bytes(struct session *s, const char *buf, size_t len)
 	if (s->bdat_refused != R_COUNT) {
 		reply(s, s->bdat_refused);
 		s->errors++;
+		if (s->bdat_refused == R_NO_RCPT) {
+			/* a transaction that has seen BDAT: no RCPT, and 551 for later chunks */
+			s->bdat_seen = 1;
+			s->bdat_poisoned = R_DISCARDED;
+			if (s->bdat_last)
+				reset_transaction(s, NULL);
+		}
 	} else if (s->bdat_poisoned != R_COUNT) {
 		reply(s, s->bdat_poisoned, s->bdat_chunk);
 		s->errors++;
@@ -1154,13 +1290,13 @@ session_bytes(struct session *s, const char *buf, size_t len)
 		}
 	} else if (s->bdat_last) {
 		/* XXX: Postfix counts the line end it adds to an unterminated message */
-		total = s->body_bytes + (s->body_bytes > 0 && s->last_byte == '\n' ? 0 : 2);
+		total = s->bdat_count + (s->bdat_count > 0 && s->last_byte == '\n' ? 0 : 2);
 		finish_message(s, total);
 	} else if (s->msg_failed) {
 		reply(s, s->msg_failed == MSG_FULL ? R_NO_STORAGE : R_QUEUE_WRITE);
 		s->errors++;
 	} else {
-		reply(s, R_BDAT_OK, s->body_bytes);
+		reply(s, R_BDAT_OK, s->bdat_chunk);
 	}
 	command_event(s, "BDAT", s->bdat_arg, strlen(s->bdat_arg));
 }
@@ -1199,23 +1335,29 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 static void
 cmd_vrfy(struct session *s, const char *arg, size_t len)
 {
+	const char *params = arg, *a, *extra;
+	size_t left = len, alen, xlen;
 	char buf[ADDR_MAX];
 	size_t n;
 
-	skip_space(&arg, &len);
-	if (len == 0) {
+	if (!next_param(&params, &left, &a, &alen)) {
 		reply(s, R_VRFY_SYNTAX);
 		s->errors++;
+	} else if ((next_param(&params, &left, &extra, &xlen) &&
+	    !(xlen == 8 && strncasecmp(extra, "SMTPUTF8", 8) == 0)) ||
+	    !arg_empty(params, left) || (alen == 2 && a[0] == '<' && a[1] == '>')) {
+		/* one address, and at most the SMTPUTF8 parameter */
+		reply(s, R_BAD_RCPT);
+		s->errors++;
 	} else {
-		const char *a = arg;
-		size_t alen = len;
-
-		/* the reply echoes the argument as given; the lookup strips <> */
-		n = bounded_copy(buf, sizeof(buf), arg, len);
+		/* 252 echoes the address as given; 550 the one looked up, without <> */
+		n = bounded_copy(buf, sizeof(buf), a, alen);
 		printable(buf, n);
 		if (alen >= 2 && a[0] == '<' && a[alen - 1] == '>')
 			a++, alen -= 2;
 		if (local_unknown(s, a, alen)) {
+			n = bounded_copy(buf, sizeof(buf), a, alen);
+			printable(buf, n);
 			reply(s, R_USER_UNKNOWN, buf);
 			s->errors++;
 		} else {
@@ -1229,23 +1371,48 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 static void
 cmd_etrn(struct session *s, const char *arg, size_t len)
 {
+	const char *params = arg, *dom, *extra;
+	size_t left = len, dlen, xlen;
 	char buf[256];
 	size_t n;
 
-	skip_space(&arg, &len);
-	if (!s->helo_seen) {
-		reply(s, R_ETRN_HELO_FIRST);
-	} else if (s->state & S_TX) {
+	if (s->state & S_TX) {
 		reply(s, R_ETRN_IN_TX);
-	} else if (len == 0) {
+	} else if (!next_param(&params, &left, &dom, &dlen) ||
+	    next_param(&params, &left, &extra, &xlen)) {
 		reply(s, R_ETRN_SYNTAX);
 	} else {
-		n = bounded_copy(buf, sizeof(buf), arg, len);
+		/* "@domain" and "#domain" (RFC 1985 subdomains, queue names) lose the sign */
+		if (dlen > 1 && (dom[0] == '@' || dom[0] == '#'))
+			dom++, dlen--;
+		n = bounded_copy(buf, sizeof(buf), dom, dlen);
 		printable(buf, n);
 		reply(s, R_ETRN, buf);
 	}
 	s->errors++;
 	command_event(s, "ETRN", s->cur, s->cur_len);
+}
+
+/* cmd_xclient - XCLIENT and XFORWARD are for trusted proxies: this client is none */
+static void
+cmd_xclient(struct session *s, const char *arg, size_t len)
+{
+	char verb[16];
+	size_t n = 0;
+
+	if (arg_empty(arg, len)) {
+		/* the verb is what came before the argument (s->cur is not a C string) */
+		while (n < sizeof(verb) - 1 && s->cur + n < arg) {
+			verb[n] = (char)toupper((unsigned char)s->cur[n]);
+			n++;
+		}
+		verb[n] = '\0';
+		reply(s, R_XCLIENT_SYNTAX, verb);
+	} else {
+		reply(s, R_XCLIENT);
+	}
+	s->errors++;
+	command_event(s, "XCLIENT", s->cur, s->cur_len);
 }
 
 /* cmd_starttls - RFC 3207; until TLS exists, what Postfix says with TLS off */
@@ -1453,9 +1620,9 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 static void
 cmd_auth(struct session *s, const char *arg, size_t len)
 {
-	const char *params = arg, *mech, *ir;
+	const char *params = arg, *mech, *ir = NULL;
 	const struct mech *m;
-	size_t left = len, mlen, irlen, i;
+	size_t left = len, mlen, irlen = 0, i;
 
 	if (s->conf->auth_mechs[0] == '\0') {
 		reply(s, R_AUTH_DISABLED);
@@ -1480,7 +1647,14 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	s->auth_raw_len = 0;
 	s->state |= S_AUTH;
 	/* RFC 2195: CRAM-MD5 has no initial response; one sent is ignored */
-	if (next_param(&params, &left, &ir, &irlen) && s->auth != AUTH_CRAM) {
+	if (next_param(&params, &left, &ir, &irlen) && !arg_empty(params, left)) {
+		/* a mechanism and at most one initial response */
+		s->auth = AUTH_NONE;
+		s->state &= ~S_AUTH;
+		reply(s, R_AUTH_SYNTAX);
+		goto fail;
+	}
+	if (irlen > 0 && s->auth != AUTH_CRAM) {
 		auth_response(s, ir, irlen, 1);
 		return;
 	}
@@ -1535,6 +1709,8 @@ static const struct command {
 	{ "ETRN", cmd_etrn, S_ANY, R_COUNT, CMD_JUNK },
 	{ "AUTH", cmd_auth, S_IDLE, R_AUTH_IN_TX, 0 },
 	{ "STARTTLS", cmd_starttls, S_ANY, R_COUNT, 0 },
+	{ "XCLIENT", cmd_xclient, S_ANY, R_COUNT, 0 },
+	{ "XFORWARD", cmd_xclient, S_ANY, R_COUNT, 0 },
 	/* smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}} */
 	{ "CONNECT", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
 	{ "GET", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },

@@ -111,6 +111,7 @@ struct session_ops {
 /* The persona and the limits: fixed for the life of a session. */
 struct session_conf {
 	const char *hostname;		/* myhostname */
+	const char *local_addr;		/* the address the client reached, or NULL */
 	const char *banner;		/* greeting text after "220 " */
 	const char *ehlo_keywords;	/* advertised, in order; SIZE and AUTH get values */
 	const char *auth_mechs;		/* offered, space-separated: PLAIN LOGIN CRAM-MD5 */

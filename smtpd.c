@@ -618,6 +618,7 @@ main(int argc, char **argv)
 	find_peer();
 	new_session_id();
 	spool_init(&spool, pc.spool, pc.spool_budget, &peer);
+	conf.local_addr = strcmp(peer.dst, "unknown") != 0 ? peer.dst : NULL;
 
 	ops.ctx = &sink;
 	ops.event = on_event;

@@ -114,7 +114,7 @@ setup() {
 	assert_line -n 3 $'252 2.0.0 root\r'
 	assert_line -n 4 $'550 5.1.1 <nosuchuser>: Recipient address rejected: User unknown in local recipient table\r'
 	assert_line -n 5 $'500 5.5.2 Error: command not recognized\r'
-	assert_line -n 6 $'503 Error: send HELO/EHLO first\r'
+	assert_line -n 6 $'459 <x.com>: service unavailable\r'
 	assert_line -n 7 $'501 Syntax: HELO hostname\r'
 	assert_line -n 8 $'500 5.5.2 Error: command not recognized\r'
 	assert_line -n 9 $'500 5.5.2 Error: bad syntax\r'
