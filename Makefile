@@ -51,6 +51,23 @@ check:
 	@DECKY_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run build/asan/decky-smtpd
 
+# make fidelity: the probes of tests/fidelity against the committed Postfix transcripts
+# (make check runs them too).  make fidelity-live: install and start the reference Postfix
+# here (root, Debian 12), re-record the transcripts from it, then compare.
+fidelity:
+	@tools/deps check
+	@$(MAKE) --no-print-directory all
+	@tests/fidelity/compare ./decky-smtpd
+
+fidelity-live:
+	@tools/deps check
+	@$(MAKE) --no-print-directory all
+	@tests/fidelity/setup-postfix
+	@tests/fidelity/record 127.0.0.1 2526
+	@tests/fidelity/compare ./decky-smtpd
+
+.PHONY: fidelity fidelity-live
+
 run:
 	@tools/deps run
 	@$(MAKE) --no-print-directory all
@@ -63,6 +80,13 @@ run:
 	@[ -S /run/systemd/journal/socket ] || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
 	@exec systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
 	    $(CURDIR)/decky-smtpd --log=journal,json:$(RUN_DIR)/events.json
+
+# make bench: sessions/s beside the fork+exec floor, xinetd and Postfix, latency, memory,
+# ingest, instructions; writes bench/RESULTS.md (a few minutes, root; never part of check)
+bench:
+	@tools/deps build
+	@$(MAKE) --no-print-directory all
+	@bench/run ./decky-smtpd
 
 install: decky-smtpd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
@@ -101,4 +125,4 @@ clean:
 	rm -f decky-smtpd $(OBJS)
 	rm -rf build
 
-.PHONY: all asan deps check run install clean fuzz
+.PHONY: all asan deps check run install clean fuzz bench

@@ -680,7 +680,7 @@ good_orcpt(const char *v, size_t n)
 {
 	const char *semi = memchr(v, ';', n);
 
-	return semi != NULL && semi > v && semi + 1 < v + n;
+	return semi != NULL && semi > v;
 }
 
 static int
@@ -688,6 +688,13 @@ good_nonempty(const char *v, size_t n)
 {
 	(void)v;
 	return n > 0;
+}
+
+static int
+good_any(const char *v, size_t n)
+{
+	(void)v, (void)n;
+	return 1;
 }
 
 enum { P_MAIL = 1, P_RCPT = 2 };
@@ -708,7 +715,7 @@ static const struct param {
 	{ "SMTPUTF8", P_MAIL, NULL, R_COUNT },
 	{ "RET", P_MAIL, good_ret, R_BAD_RET },
 	{ "ENVID", P_MAIL, good_nonempty, R_BAD_ENVID },
-	{ "AUTH", P_MAIL, good_nonempty, R_COUNT },
+	{ "AUTH", P_MAIL, good_any, R_COUNT },
 	{ "NOTIFY", P_RCPT, good_notify, R_BAD_NOTIFY },
 	{ "ORCPT", P_RCPT, good_orcpt, R_BAD_ORCPT },
 };
