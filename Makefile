@@ -68,6 +68,13 @@ fidelity-live:
 
 .PHONY: fidelity fidelity-live
 
+# every test with each decky-smtpd process under valgrind's memcheck (slow: not in check)
+memcheck:
+	@tools/deps check
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind
+	@$(MAKE) --no-print-directory all
+	@tests/run --valgrind ./decky-smtpd
+
 run:
 	@tools/deps run
 	@$(MAKE) --no-print-directory all
@@ -125,4 +132,4 @@ clean:
 	rm -f decky-smtpd $(OBJS)
 	rm -rf build
 
-.PHONY: all asan deps check run install clean fuzz bench
+.PHONY: all asan deps check memcheck run install clean fuzz bench
