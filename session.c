@@ -351,6 +351,20 @@ printable(char *buf, size_t len)
 static void close_message(struct session *, const char *partial);
 
 /* reset_transaction - forget the envelope; a message still open is kept as partial */
+/*
+ * reply_echo - a reply with client bytes where Postfix puts them (an address, a
+ * parameter): bounded, and never able to break the CRLF framing
+ */
+static void
+reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
+{
+	char buf[ADDR_MAX];
+	size_t n = bounded_copy(buf, sizeof(buf), bytes, len);
+
+	printable(buf, n);
+	reply(s, id, buf);
+}
+
 static void
 reset_transaction(struct session *s, const char *why)
 {
@@ -720,15 +734,11 @@ static const struct param {
 	{ "ORCPT", P_RCPT, good_orcpt, R_BAD_ORCPT },
 };
 
-/* unsupported - the 555 reply for one parameter, printable and bounded */
+/* unsupported - the 555 reply for one parameter */
 static void
 unsupported(struct session *s, const char *tok, size_t tlen)
 {
-	char buf[256];
-
-	tlen = bounded_copy(buf, sizeof(buf), tok, tlen);
-	printable(buf, tlen);
-	reply(s, R_UNSUPPORTED, buf);
+	reply_echo(s, R_UNSUPPORTED, tok, tlen);
 }
 
 /*
@@ -851,10 +861,20 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 	reply(s, R_EHLO_LINE, ' ', line);
 }
 
+/* path_event - mail_from or rcpt_to: the address and its parameters */
+static void
+path_event(struct session *s, enum event_type type, const struct path *p)
+{
+	struct event ev = event(type, 6);
+
+	field(&ev, "VALUE", p->addr, p->len);
+	field(&ev, "PARAMS", p->params, p->params_len);
+	emit(s, &ev);
+}
+
 static void
 cmd_mail(struct session *s, const char *arg, size_t len)
 {
-	struct event ev = event(EV_MAIL, 6);
 	struct path p;
 	int r;
 
@@ -874,9 +894,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	    p.params_len);
 	s->state = S_MAIL;
 	reply(s, R_MAIL_OK);
-	field(&ev, "VALUE", p.addr, p.len);
-	field(&ev, "PARAMS", p.params, p.params_len);
-	emit(s, &ev);
+	path_event(s, EV_MAIL, &p);
 	return;
 fail:
 	s->errors++;
@@ -886,7 +904,6 @@ fail:
 static void
 cmd_rcpt(struct session *s, const char *arg, size_t len)
 {
-	struct event ev = event(EV_RCPT, 6);
 	struct path p;
 	int r;
 
@@ -912,11 +929,8 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	if (local_unknown(s, p.addr, p.len) ||
 	    (!s->conf->relay_open && !s->authenticated && !is_local(s, p.addr, p.len))) {
-		char buf[ADDR_MAX];
-		size_t n = bounded_copy(buf, sizeof(buf), p.addr, p.len);
-
-		printable(buf, n);
-		reply(s, is_local(s, p.addr, p.len) ? R_USER_UNKNOWN : R_RELAY_DENIED, buf);
+		reply_echo(s, is_local(s, p.addr, p.len) ? R_USER_UNKNOWN : R_RELAY_DENIED,
+		    p.addr, p.len);
 		goto fail;
 	}
 	/* the recipient list of message_accepted: bounded, the count is exact */
@@ -929,9 +943,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	s->nrcpt++;
 	s->state = S_RCPT;
 	reply(s, R_RCPT_OK);
-	field(&ev, "VALUE", p.addr, p.len);
-	field(&ev, "PARAMS", p.params, p.params_len);
-	emit(s, &ev);
+	path_event(s, EV_RCPT, &p);
 	return;
 fail:
 	s->errors++;
@@ -1344,8 +1356,6 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 {
 	const char *params = arg, *a, *extra;
 	size_t left = len, alen, xlen;
-	char buf[ADDR_MAX];
-	size_t n;
 
 	if (!next_param(&params, &left, &a, &alen)) {
 		reply(s, R_VRFY_SYNTAX);
@@ -1358,17 +1368,16 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 		s->errors++;
 	} else {
 		/* 252 echoes the address as given; 550 the one looked up, without <> */
-		n = bounded_copy(buf, sizeof(buf), a, alen);
-		printable(buf, n);
-		if (alen >= 2 && a[0] == '<' && a[alen - 1] == '>')
-			a++, alen -= 2;
-		if (local_unknown(s, a, alen)) {
-			n = bounded_copy(buf, sizeof(buf), a, alen);
-			printable(buf, n);
-			reply(s, R_USER_UNKNOWN, buf);
+		const char *u = a;
+		size_t ulen = alen;
+
+		if (ulen >= 2 && u[0] == '<' && u[ulen - 1] == '>')
+			u++, ulen -= 2;
+		if (local_unknown(s, u, ulen)) {
+			reply_echo(s, R_USER_UNKNOWN, u, ulen);
 			s->errors++;
 		} else {
-			reply(s, R_VRFY, buf);
+			reply_echo(s, R_VRFY, a, alen);
 		}
 	}
 	command_event(s, "VRFY", s->cur, s->cur_len);
@@ -1380,8 +1389,6 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 {
 	const char *params = arg, *dom, *extra;
 	size_t left = len, dlen, xlen;
-	char buf[256];
-	size_t n;
 
 	if (s->state & S_TX) {
 		reply(s, R_ETRN_IN_TX);
@@ -1392,9 +1399,7 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 		/* "@domain" and "#domain" (RFC 1985 subdomains, queue names) lose the sign */
 		if (dlen > 1 && (dom[0] == '@' || dom[0] == '#'))
 			dom++, dlen--;
-		n = bounded_copy(buf, sizeof(buf), dom, dlen);
-		printable(buf, n);
-		reply(s, R_ETRN, buf);
+		reply_echo(s, R_ETRN, dom, dlen);
 	}
 	s->errors++;
 	command_event(s, "ETRN", s->cur, s->cur_len);
