@@ -1617,8 +1617,9 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 		} else {
 			c.user = bytes((const char *)dec, (size_t)(sp - dec));
 			c.digest = bytes((const char *)sp + 1, (size_t)(dec + n - sp - 1));
-			c.wellformed = c.user.len > 0 && c.digest.len == 32 &&
-			    strspn(c.digest.p, "0123456789abcdefABCDEF") >= 32;
+			c.wellformed = c.user.len > 0 && c.digest.len == 32;
+			for (i = 0; i < 32 && c.wellformed; i++)
+				c.wellformed = isxdigit((unsigned char)c.digest.p[i]);
 		}
 		auth_verdict(s, &c);
 		break;
