@@ -73,3 +73,15 @@ setup() {
 	assert_line -n 1 $'235 2.7.0 Authentication successful\r'
 	[ "$(event_field auth_attempt password_base64)" = "$(printf 'p\xe9\xff' | base64)" ]
 }
+
+@test "a CRAM-MD5 answer without a 32-digit hex digest is malformed, and refused" {
+	export SMTP_AUTH_MECHANISMS="CRAM-MD5"
+	smtp "AUTH CRAM-MD5" "$(printf 'tim %s' "$(printf 'z%.0s' $(seq 32))" | base64 -w0)" \
+	    "AUTH CRAM-MD5" "$(printf 'tim %s' "$(printf 'a%.0s' $(seq 31))" | base64 -w0)" \
+	    "AUTH CRAM-MD5" "$(printf 'tim %s' "$(printf 'a%.0s' $(seq 32))" | base64 -w0)" QUIT
+	assert_line -n 2 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 4 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 6 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt result 0)" = rejected ]
+	[ "$(event_field auth_attempt digest 2)" = "$(printf 'a%.0s' $(seq 32))" ]
+}
