@@ -53,7 +53,8 @@ check:
 
 # make fidelity: the probes of tests/fidelity against the committed Postfix transcripts
 # (make check runs them too).  make fidelity-live: install and start the reference Postfix
-# here (root, Debian 12), re-record the transcripts from it, then compare.
+# here (root, Debian 12), re-record the transcripts and nmap's findings from it, then
+# compare.
 fidelity:
 	@tools/deps check
 	@$(MAKE) --no-print-directory all
@@ -64,6 +65,7 @@ fidelity-live:
 	@$(MAKE) --no-print-directory all
 	@tests/fidelity/setup-postfix
 	@tests/fidelity/record 127.0.0.1 2526
+	@tests/nmap/scan 2526 >tests/nmap/postfix.expected
 	@tests/fidelity/compare ./decky-smtpd
 
 .PHONY: fidelity fidelity-live
