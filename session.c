@@ -26,6 +26,7 @@
 #define PARAMS_MAX	512	/* MAIL FROM parameters kept for the sidecar */
 #define HDR_MAX		256	/* a header value kept for events and the sidecar */
 #define HDR_NAME_MAX	16	/* the longest header name we look for, with room */
+#define HEADER_MAX	102400	/* header_size_limit: Subject: and the like are looked for in these */
 
 /* States as bits, so a command table row says where a verb is legal with one mask. */
 enum {
@@ -361,6 +362,12 @@ reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
 	char buf[ADDR_MAX];
 	size_t n = bounded_copy(buf, sizeof(buf), bytes, len);
 
+	/* cut short: not inside a UTF-8 sequence (the line was valid UTF-8) */
+	if (n < len) {
+		while (n > 0 && ((unsigned char)bytes[n] & 0xc0) == 0x80)
+			n--;
+		buf[n] = '\0';
+	}
 	printable(buf, n);
 	reply(s, id, buf);
 }
@@ -1177,8 +1184,12 @@ body(struct session *s, const char *buf, size_t len)
 	if (len == 0)
 		return;
 	s->body_bytes += len;
-	if (!s->hdr.done)
+	if (!s->hdr.done) {
 		hdrscan(&s->hdr, buf, len);
+		/* header_size_limit: past it, Postfix takes the rest for the body */
+		if (s->body_bytes >= HEADER_MAX)
+			s->hdr.done = 1;
+	}
 	if (s->msg_failed)
 		return;
 	if ((rc = s->ops->msg_write(s->ops->msg_ctx, buf, len)) < 0)
