@@ -27,7 +27,7 @@
 #include "spool.h"
 
 #define LINE_MAX_LEN	2048		/* line_length_limit: longer lines come in pieces */
-#define IN_BUF		16384		/* the reader's buffer: pipelined commands wait here */
+#define IN_BUF		65536		/* the reader's buffer: pipelined commands and DATA */
 #define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
 
 #ifndef VERSION
@@ -395,6 +395,8 @@ send_out(const char *buf, size_t len)
 static void
 sleep_ms(unsigned ms)
 {
+	if (ms == 0)
+		return;
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)

@@ -8,7 +8,12 @@
 #include <stddef.h>
 #include <time.h>
 
-#include <openssl/evp.h>
+/*
+ * SHA-256 from libcrypto's one-shot interface: EVP's set-up (configuration and
+ * providers) cost half of a whole session's instructions (bench/RESULTS.md).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include "session.h"
 #include "sink.h"
@@ -25,7 +30,7 @@ struct spool {
 	unsigned long long used;	/* the spool's size when the message began */
 	unsigned long long written;
 	struct timespec started;
-	EVP_MD_CTX *sha;
+	SHA256_CTX sha;
 	char sha256[65];		/* hex, once the message is closed */
 	char tmp[4096];			/* its path under tmp/ */
 	char path[4096];		/* where it ended: new/ or partial/ */
