@@ -276,3 +276,18 @@ PY
 	wait_event disconnect
 	[ "$(event_field disconnect reason)" = session_time ]
 }
+
+@test "failed logins count as errors: the 20th ends the session" {
+	gen 'b"AUTH PLAIN AAAA\r\n" * 25'
+	attack '421 4.7.0 omega-decky Error: too many errors' auth_attempt
+	[ "$(grep -c '^535 ' <<<"$output")" -eq 20 ]
+	[ "$(events auth_attempt | wc -l)" -eq 20 ]
+	[ "$(event_field disconnect reason)" = too_many_errors ]
+}
+
+@test "a client that sends more than session-bytes is cut off" {
+	gen 'b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\n" + b"E" * 200000'
+	SMTP_SESSION_BYTES=100000 attack '421 4.4.2 omega-decky Error: timeout exceeded' message_partial
+	[ "$(event_field disconnect reason)" = session_bytes ]
+	[ "$(event_field message_partial reason)" = session_bytes ]
+}

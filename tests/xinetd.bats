@@ -74,3 +74,35 @@ teardown() {
 	fallback=$SMTP_SPOOL/events.json
 	[ "$(jq -r .event_type "$fallback" | tr '\n' ' ')" = "connect command command disconnect " ]
 }
+
+@test "xinetd's per_source cap refuses a burst beyond it" {
+	start_xinetd
+	run timeout 20 python3 - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(5):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(3)
+    held.append(s)
+    time.sleep(0.2)
+greeted = 0
+for s in held:
+    try:
+        if s.recv(100).startswith(b"220 "):
+            greeted += 1
+    except OSError:
+        pass
+time.sleep(0.5)
+extra = socket.create_connection(("127.0.0.1", port))
+extra.settimeout(3)
+try:
+    refused = extra.recv(100) == b""
+except OSError:
+    refused = True
+print("greeted", greeted, "refused", refused)
+PY
+	assert_success
+	# per_source = 5: five sessions, and a sixth from the same source is closed at once
+	assert_output 'greeted 5 refused True'
+}
