@@ -1961,6 +1961,12 @@ session_output_done(struct session *s)
 	s->ndelay = 0;
 }
 
+int
+session_flush_due(const struct session *s)
+{
+	return s->out_len >= SESSION_OUT_MAX || s->ndelay > 0;
+}
+
 size_t
 session_delays(const struct session *s, const struct session_delay **d)
 {

@@ -156,4 +156,14 @@ void session_bytes(struct session *, const char *buf, size_t len);
 #define SESSION_OUT_MAX 4096
 #define SESSION_OUT_SLACK 2048
 
+/* Lines longer than this (line_length_limit) are handed over in LE_NONE pieces. */
+#define SESSION_LINE_MAX 2048
+
+/*
+ * session_flush_due - must the output go now?  Replies wait for the next read
+ * (pipelining), unless an error sleep is among them (Postfix flushes after each) or
+ * they fill SESSION_OUT_MAX.  The shell asks after every session_line()/_bytes().
+ */
+int session_flush_due(const struct session *);
+
 #endif

@@ -26,7 +26,6 @@
 #include "sink.h"
 #include "spool.h"
 
-#define LINE_MAX_LEN	2048		/* line_length_limit: longer lines come in pieces */
 #define IN_BUF		65536		/* the reader's buffer: pipelined commands and DATA */
 #define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
 
@@ -445,22 +444,15 @@ flush(void)
 		finish((enum session_end)end);
 }
 
-/*
- * flush_if_due - replies wait for the next read (pipelining), unless an error sleep
- * is among them (Postfix flushes after each) or they fill the session's buffer
- */
+/* flush_if_due - see session_flush_due() */
 static void
 flush_if_due(void)
 {
-	const struct session_delay *d;
-	size_t len;
-
-	session_output(session, &len);
-	if (len >= SESSION_OUT_MAX || session_delays(session, &d) > 0)
+	if (session_flush_due(session))
 		flush();
 }
 
-/* The line reader: a fixed buffer; lines longer than LINE_MAX_LEN come in pieces. */
+/* The line reader: a fixed buffer; lines longer than SESSION_LINE_MAX come in pieces. */
 static char in[IN_BUF];
 static size_t in_start, in_end;
 
@@ -509,10 +501,10 @@ run(void)
 				continue;
 			}
 		} else {
-			size_t scan = avail < LINE_MAX_LEN ? avail : LINE_MAX_LEN;
+			size_t scan = avail < SESSION_LINE_MAX ? avail : SESSION_LINE_MAX;
 			char *nl = memchr(in + in_start, '\n', scan);
 
-			if (nl != NULL || avail >= LINE_MAX_LEN) {
+			if (nl != NULL || avail >= SESSION_LINE_MAX) {
 				char *line = in + in_start;
 				size_t len = nl ? (size_t)(nl - line) : scan;
 				enum line_end end = LE_NONE;

@@ -23,8 +23,8 @@
 #include "../../session.h"
 
 /* The shell's reader, as in smtpd.c (keep in step with it). */
-#define LINE_MAX_LEN	2048
-#define IN_BUF		16384
+#define LINE_MAX_LEN	SESSION_LINE_MAX
+#define IN_BUF		65536		/* smtpd.c's reader */
 #define SMALL_READ	7		/* the read size when F_SMALL_READS is set */
 
 /* The fault byte: present when the last input byte is >= FAULT_MARK. */
@@ -361,12 +361,8 @@ flush(void)
 static void
 after_call(void)
 {
-	const struct session_delay *d;
-	size_t len;
-
 	check_output(0);
-	session_output(h.s, &len);
-	if (len >= SESSION_OUT_MAX || session_delays(h.s, &d) > 0)
+	if (session_flush_due(h.s))
 		flush();
 }
 
