@@ -16,8 +16,8 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c b64.c
-HDRS = session.h sink.h spool.h persona.h b64.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c b64.c utf8.c
+HDRS = session.h sink.h spool.h persona.h b64.h utf8.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -122,7 +122,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c b64.c
+FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c b64.c utf8.c
 
 build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h b64.h
 	@tools/deps fuzz

@@ -17,6 +17,7 @@
 
 #include "b64.h"
 #include "session.h"
+#include "utf8.h"
 
 #define ADDR_MAX	1024	/* an address kept for events (bounded by the line) */
 #define HELO_MAX	256	/* HELO name kept for events */
@@ -1770,41 +1771,6 @@ session_greet(struct session *s)
 	reply(s, R_GREETING, s->conf->banner);
 }
 
-/* valid_utf8 - strict UTF-8 (RFC 3629): no overlong forms, surrogates or > U+10FFFF */
-static int
-valid_utf8(const unsigned char *p, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned c = p[i], need, min, cp, k;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, min = 0x80, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, min = 0x800, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, min = 0x10000, cp = c & 0x07;
-		else
-			return 0;
-		if (len - i <= need)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
-}
-
 /*
  * is_header - a token like "Subject:": a header name and a colon.  Postfix hangs up
  * on these (a client that sends a message without DATA), as on HTTP verbs.
@@ -1847,7 +1813,7 @@ command(struct session *s, const char *line, size_t len)
 	int utf8;
 
 	/* Postfix checks UTF-8 on the whole line, then sees a C string: a NUL ends it */
-	utf8 = valid_utf8((const unsigned char *)line, len);
+	utf8 = utf8_valid((const unsigned char *)line, len);
 	if ((nul = memchr(line, '\0', len)) != NULL)
 		len = (size_t)(nul - line);
 	while (len > 0 && is_space(line[len - 1]))

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../../session.h"
+#include "../../utf8.h"
 
 /* The shell's reader, as in smtpd.c (keep in step with it). */
 #define LINE_MAX_LEN	SESSION_LINE_MAX
@@ -256,39 +257,6 @@ check_delays(const char *out, size_t len)
 	}
 }
 
-/* utf8_ok - strict UTF-8 (RFC 3629): what Postfix lets through into a reply */
-static int
-utf8_ok(const unsigned char *p, size_t len)
-{
-	size_t i = 0, k, need;
-	unsigned cp, min;
-
-	while (i < len) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf)
-			need = 1, min = 0x80, cp = p[i] & 0x1f;
-		else if (p[i] >= 0xe0 && p[i] <= 0xef)
-			need = 2, min = 0x800, cp = p[i] & 0x0f;
-		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
-			need = 3, min = 0x10000, cp = p[i] & 0x07;
-		else
-			return 0;
-		if (len - i <= need)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
-	}
-	return 1;
-}
 
 /*
  * check_output - after every call: the call added less than SESSION_OUT_SLACK bytes,
@@ -318,7 +286,7 @@ check_output(int last)
 				abort();	/* client bytes that break the framing */
 		if (len - i - n < 2 || out[i + n] != '\r' || out[i + n + 1] != '\n')
 			abort();	/* every reply line ends in CRLF */
-		if (!utf8_ok((const unsigned char *)line + 4, n - 4))
+		if (!utf8_valid((const unsigned char *)line + 4, n - 4))
 			abort();	/* 8-bit client bytes cut or made up */
 		i += n + 2;
 		h.out_cont = line[3] == '-';
