@@ -603,9 +603,10 @@ main(int argc, char **argv)
 	conf.soft_errors = (unsigned)pc.soft_errors;
 	conf.hard_errors = (unsigned)pc.hard_errors;
 	conf.error_sleep_ms = (unsigned)pc.error_sleep;
-	/* Dovecot's CRAM-MD5 challenge: <random.time@host> */
-	snprintf(challenge, sizeof(challenge), "<%llu.%lld@%s>", random_below(~0ULL),
-	    (long long)time(NULL), pc.hostname);
+	/* Dovecot's CRAM-MD5 challenge: <random.time@host>, made only if it is offered */
+	if (strcasestr(pc.auth_mechanisms, "CRAM-MD5") != NULL)
+		snprintf(challenge, sizeof(challenge), "<%llu.%lld@%s>", random_below(~0ULL),
+		    (long long)time(NULL), pc.hostname);
 	conf.cram_challenge = challenge;
 
 	peer.hostname = pc.hostname;
