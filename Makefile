@@ -91,7 +91,7 @@ run:
 	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
 	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message)"
 	@echo "  stop:    Ctrl-C"
-	@[ -S /run/systemd/journal/socket ] || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
+	@tools/journald alive || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
 	@exec systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
 	    $(CURDIR)/decky-smtpd --log=journal,json:$(RUN_DIR)/events.json
 

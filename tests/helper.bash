@@ -112,15 +112,10 @@ probe() {
 	run "$PROBE" 127.0.0.1 "$PORT" 5 <<<"$1"
 }
 
-# ensure_journald - start a systemd-journald when none listens (containers, CI)
+# ensure_journald - start a systemd-journald when none listens (containers, CI);
+# a socket file left by a dead journald does not count
 ensure_journald() {
-	[ -S /run/systemd/journal/socket ] && return 0
+	"$TOP/tools/journald" alive && return 0
 	[ "$(id -u)" -eq 0 ] || skip "no journald and not root to start one"
-	/lib/systemd/systemd-journald >/dev/null 2>&1 &
-	local i
-	for i in $(seq 100); do
-		[ -S /run/systemd/journal/socket ] && return 0
-		sleep 0.05
-	done
-	return 1
+	"$TOP/tools/journald" ensure 2>/dev/null
 }

@@ -67,3 +67,16 @@ session_entries() {
 	assert_success
 	[ "$(jq -r .event_type "$BATS_TEST_TMPDIR/stderr" | tr '\n' ' ')" = "connect ehlo command disconnect " ]
 }
+
+@test "a socket left by a dead journald refuses events, and they go to the fallback JSON" {
+	[ -d /run/systemd/journal ] || skip "no journald to hide"
+	# bind a datagram socket where journald's would be, then close it: the file stays, nobody reads
+	run unshare -m sh -c 'mount -t tmpfs none /run/systemd/journal &&
+	    python3 -c "import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(\"/run/systemd/journal/socket\"); s.close()" &&
+	    test -S /run/systemd/journal/socket &&
+	    exec "$1" --log=journal 2>"$2" <"$3"' - \
+	    "$DECKY" "$BATS_TEST_TMPDIR/stderr" <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_success
+	assert_line -n 0 --partial '220 omega-decky ESMTP'
+	[ "$(jq -r .event_type "$BATS_TEST_TMPDIR/stderr" | tr '\n' ' ')" = "connect ehlo command disconnect " ]
+}
