@@ -10,14 +10,14 @@ CC ?= cc
 CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2
 WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes
 WERROR ?= -Werror
-PKGS = libsystemd yajl libcrypto
+PKGS = libsystemd yajl libssl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c b64.c utf8.c
-HDRS = session.h sink.h spool.h persona.h b64.h utf8.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c
+HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file

@@ -34,7 +34,7 @@ enum type {
 
 static const char *const mech_words[] = { "PLAIN", "LOGIN", "CRAM-MD5", NULL };
 static const char *const keyword_words[] = {
-	"PIPELINING", "SIZE", "VRFY", "ETRN", "AUTH", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
+	"PIPELINING", "SIZE", "VRFY", "ETRN", "STARTTLS", "AUTH", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
 	"SMTPUTF8", "CHUNKING", NULL
 };
 static const char *const policy_words[] = { "accept", "reject", NULL };
@@ -67,6 +67,8 @@ static const struct setting {
 	{ "greeting-delay", T_RANGE, OFF(greeting_min), 0, 60000, NULL, OFF(greeting_max) },
 	{ "spool", T_STR, OFF(spool), 0, 0, NULL, 0 },
 	{ "spool-budget", T_NUM, OFF(spool_budget), 0, 1ULL << 50, NULL, 0 },
+	{ "tls-cert", T_STR, OFF(tls_cert), 0, 0, NULL, 0 },
+	{ "tls-key", T_STR, OFF(tls_key), 0, 0, NULL, 0 },
 	{ "log", T_LOG, OFF(log), 0, 0, NULL, 0 },
 	{ "fallback-log", T_STR, OFF(fallback_log), 0, 0, NULL, 0 },
 	{ "persona", T_STR, OFF(persona), 0, 0, NULL, 0 },
@@ -81,7 +83,7 @@ void
 persona_defaults(struct persona *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->ehlo_keywords = strdup("PIPELINING SIZE VRFY ETRN AUTH ENHANCEDSTATUSCODES "
+	p->ehlo_keywords = strdup("PIPELINING SIZE VRFY ETRN STARTTLS AUTH ENHANCEDSTATUSCODES "
 	    "8BITMIME DSN SMTPUTF8 CHUNKING");
 	p->auth_mechanisms = strdup("PLAIN LOGIN");
 	p->auth_accept = 1;

@@ -26,6 +26,7 @@ struct persona {
 	unsigned long long greeting_min, greeting_max;	/* milliseconds */
 	char *spool;			/* NULL: $STATE_DIRECTORY, else /var/lib/decky-smtpd */
 	unsigned long long spool_budget;	/* bytes; 0: none */
+	char *tls_cert, *tls_key;	/* NULL: <spool>/tls/cert.pem, key.pem (made at first use) */
 	/* the process */
 	char *log;
 	char *fallback_log;

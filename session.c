@@ -53,7 +53,7 @@ enum reply_id {
 	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
 	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
-	R_ETRN, R_TLS_UNAVAILABLE, R_COUNT
+	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
 
 static const char *const catalogue[R_COUNT] = {
@@ -128,6 +128,9 @@ static const char *const catalogue[R_COUNT] = {
 	[R_USER_UNKNOWN] = "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
 	[R_ETRN] = "459 <%s>: service unavailable",
 	[R_TLS_UNAVAILABLE] = "502 5.5.1 Error: command not implemented",
+	[R_TLS_READY] = "220 2.0.0 Ready to start TLS",
+	[R_TLS_ACTIVE] = "554 5.5.1 Error: TLS already active",
+	[R_TLS_LOCAL] = "454 4.7.0 TLS not available due to local problem",
 };
 
 /*
@@ -171,6 +174,8 @@ struct session {
 	unsigned state;
 	int helo_seen;
 	int authenticated;
+	int tls;			/* the handshake is done: this is a TLS session */
+	int starttls;			/* STARTTLS was answered 220: the handshake is next */
 	int ended;			/* the disconnect event has been sent */
 	int hangup;			/* a reply that closes the connection was sent */
 	int skip_rest;			/* the command line was over-long: drop its rest */
@@ -270,6 +275,14 @@ field(struct event *ev, const char *name, const char *val, size_t len)
 	ev->field[ev->nfield].val = val;
 	ev->field[ev->nfield].len = len;
 	ev->nfield++;
+}
+
+/* some - a field only if it holds something */
+static void
+some(struct event *ev, const char *name, const struct bytes *b)
+{
+	if (b->len > 0)
+		field(ev, name, b->p, b->len);
 }
 
 static void
@@ -851,7 +864,9 @@ cmd_ehlo(struct session *s, const char *arg, size_t len)
 		size_t n = strcspn(kw, " ");
 
 		/* each keyword goes out when the next is known: the last gets "250 " */
-		if (n == 4 && strncasecmp(kw, "AUTH", 4) == 0) {
+		if (n == 8 && strncasecmp(kw, "STARTTLS", 8) == 0 && s->tls) {
+			;	/* RFC 3207: not offered again inside TLS */
+		} else if (n == 4 && strncasecmp(kw, "AUTH", 4) == 0) {
 			if (s->conf->auth_mechs[0] != '\0') {
 				reply(s, R_EHLO_LINE, '-', line);
 				snprintf(line, sizeof(line), "AUTH %s", s->conf->auth_mechs);
@@ -1439,12 +1454,51 @@ cmd_xclient(struct session *s, const char *arg, size_t len)
 	command_event(s, "XCLIENT", s->cur, s->cur_len);
 }
 
-/* cmd_starttls - RFC 3207; until TLS exists, what Postfix says with TLS off */
+/* tls_offered - STARTTLS is among the persona's EHLO keywords */
+static int
+tls_offered(const struct session *s)
+{
+	const char *kw = s->conf->ehlo_keywords;
+
+	while (*kw != '\0') {
+		size_t n = strcspn(kw, " ");
+
+		if (n == 8 && strncasecmp(kw, "STARTTLS", 8) == 0)
+			return 1;
+		kw += n;
+		kw += strspn(kw, " ");
+	}
+	return 0;
+}
+
+/*
+ * cmd_starttls - RFC 3207, in Postfix's order of checks.  After the 220 the session
+ * forgets HELO and the transaction (Postfix's helo_reset, mail_reset, rcpt_reset)
+ * and the shell does the handshake, then calls session_tls().
+ */
 static void
 cmd_starttls(struct session *s, const char *arg, size_t len)
 {
-	reply(s, arg_empty(arg, len) ? R_TLS_UNAVAILABLE : R_STARTTLS_SYNTAX);
-	s->errors++;
+	enum reply_id r = R_TLS_READY;
+
+	if (!arg_empty(arg, len))
+		r = R_STARTTLS_SYNTAX;
+	else if (s->tls)
+		r = R_TLS_ACTIVE;
+	else if (!tls_offered(s))
+		r = R_TLS_UNAVAILABLE;
+	else if (s->ops->tls_ready == NULL || s->ops->tls_ready(s->ops->ctx) < 0)
+		r = R_TLS_LOCAL;
+	reply(s, r);
+	if (r != R_TLS_READY) {
+		s->errors++;
+	} else {
+		reset_transaction(s, "starttls");
+		s->helo_seen = 0;
+		s->helo_len = 0;
+		s->helo[0] = '\0';
+		s->starttls = 1;
+	}
 	command_event(s, "STARTTLS", s->cur, s->cur_len);
 }
 
@@ -1860,6 +1914,8 @@ command(struct session *s, const char *line, size_t len)
 			session_end(s, END_PROTOCOL);
 			return SN_CLOSE;
 		}
+		if (s->starttls)
+			return SN_STARTTLS;
 	}
 	return error_limit(s);
 }
@@ -1893,6 +1949,7 @@ static const char *const end_names[] = {
 	[END_WRITE] = "write_error", [END_READ] = "read_error",
 	[END_PROTOCOL] = "protocol_error", [END_SIGNAL] = "terminated",
 	[END_SESSION_TIME] = "session_time", [END_SESSION_BYTES] = "session_bytes",
+	[END_TLS] = "tls",
 };
 
 void
@@ -1910,6 +1967,27 @@ session_end(struct session *s, enum session_end why)
 	if (s->msg_open || (s->state & (S_DATA | S_BDAT)))
 		fieldz(&ev, "IN_MESSAGE", "1");
 	reset_transaction(s, end_names[why]);
+	emit(s, &ev);
+}
+
+void
+session_tls(struct session *s, const struct tls_info *t)
+{
+	struct event ev = event(EV_TLS, t->ok ? 6 : 4);
+
+	s->starttls = 0;
+	s->tls = t->ok;
+	fieldz(&ev, "TLS_RESULT", t->ok ? "ok" : "failed");
+	some(&ev, "TLS_VERSION", &t->version);
+	some(&ev, "TLS_CIPHER", &t->cipher);
+	some(&ev, "TLS_SNI", &t->sni);
+	some(&ev, "TLS_ALPN", &t->alpn);
+	some(&ev, "TLS_ERROR", &t->error);
+	some(&ev, "JA3", &t->ja3);
+	some(&ev, "JA3_HASH", &t->ja3_hash);
+	some(&ev, "JA4", &t->ja4);
+	some(&ev, "JA4_R", &t->ja4_r);
+	some(&ev, "DISCARDED", &t->discarded);
 	emit(s, &ev);
 }
 

@@ -22,7 +22,9 @@ enum line_end {
 /* What session_line() asks the shell to do next. */
 enum session_next {
 	SN_CONTINUE,		/* read the next line */
-	SN_CLOSE		/* send the output, then close the connection */
+	SN_CLOSE,		/* send the output, then close the connection */
+	SN_STARTTLS		/* send the output (220), drop what the client pipelined,
+				   do the TLS handshake, then call session_tls() */
 };
 
 /* Why a session ended; the disconnect event names it. */
@@ -37,7 +39,8 @@ enum session_end {
 	END_PROTOCOL,		/* a protocol error that Postfix hangs up on */
 	END_SIGNAL,		/* the process was told to stop (SIGTERM) */
 	END_SESSION_TIME,	/* the session's wall time ran out */
-	END_SESSION_BYTES	/* the client sent more than a session may */
+	END_SESSION_BYTES,	/* the client sent more than a session may */
+	END_TLS			/* the TLS handshake after STARTTLS failed */
 };
 
 /* Event types: the seed's table plus "command" for every other client command. */
@@ -52,6 +55,7 @@ enum event_type {
 	EV_COMMAND,
 	EV_DISCONNECT,
 	EV_PERSONA_ERROR,
+	EV_TLS,
 	EV_COUNT
 };
 
@@ -106,6 +110,19 @@ struct session_ops {
 	 * partial evidence; 0 or -1.  It is never dropped unless it holds no bytes.
 	 */
 	int (*msg_close)(void *ctx, const struct msg_info *info);
+	/*
+	 * Can TLS start (the certificate and key are there or could be made)?  0 or -1
+	 * (Postfix's 454).  Called with ctx at STARTTLS, before the 220.
+	 */
+	int (*tls_ready)(void *ctx);
+};
+
+/* What the shell learnt from a TLS handshake; empty pieces are left out of the event. */
+struct tls_info {
+	int ok;				/* the handshake completed */
+	struct bytes version, cipher, sni, alpn, error;
+	struct bytes ja3, ja3_hash, ja4, ja4_r;
+	struct bytes discarded;		/* what the client pipelined after STARTTLS */
 };
 
 /* The persona and the limits: fixed for the life of a session. */
@@ -131,6 +148,12 @@ struct session *session_new(const struct session_conf *, const struct session_op
 void session_free(struct session *);
 void session_greet(struct session *);
 enum session_next session_line(struct session *, const char *line, size_t len, enum line_end);
+/*
+ * session_tls - after SN_STARTTLS: the handshake's outcome, as a tls event.  If it
+ * succeeded the session goes on inside TLS (EHLO no longer offers STARTTLS); if not,
+ * the shell ends it with END_TLS.
+ */
+void session_tls(struct session *, const struct tls_info *);
 /* session_end - the connection is over; emits disconnect once (a no-op after QUIT) */
 void session_end(struct session *, enum session_end);
 const char *session_output(struct session *, size_t *len);

@@ -40,6 +40,7 @@ static const struct {
 	[EV_COMMAND] = { "command", "a90c8fc7beb942a3aca5bd387c713f10" },
 	[EV_DISCONNECT] = { "disconnect", "2bb700e04a4e4ba292ae74955ba5419e" },
 	[EV_PERSONA_ERROR] = { "persona_error", "6bb765b2b2714caa9ebd97ef885b7530" },
+	[EV_TLS] = { "tls", "85c0a6d5198f46d78eb5adccfbacb4f9" },
 };
 
 const char *
@@ -95,6 +96,8 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 	ADD("DST", p->dst, strlen(p->dst));
 	ADD("DST_PORT", p->dst_port, strlen(p->dst_port));
 	ADD("PERSONA_HOSTNAME", p->hostname, strlen(p->hostname));
+	if (p->tls)
+		ADD("TLS", "1", 1);
 	for (i = 0; i < ev->nfield; i++)
 		ADD(ev->field[i].name, ev->field[i].val, ev->field[i].len);
 #undef ADD

@@ -16,6 +16,7 @@ struct sink_peer {
 	char src[64], src_port[8];
 	char dst[64], dst_port[8];
 	const char *hostname;
+	int tls;		/* the session is inside TLS: every event says TLS=1 */
 };
 
 struct sink {

@@ -25,6 +25,7 @@
 #include "session.h"
 #include "sink.h"
 #include "spool.h"
+#include "tls.h"
 
 #define IN_BUF		65536		/* the reader's buffer: pipelined commands and DATA */
 #define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
@@ -34,6 +35,7 @@
 #endif
 
 static struct persona pc;	/* the settings: see persona.c */
+static int make_cert;		/* --make-cert: make the TLS key and certificate, exit */
 static char persona_err[512];	/* a bad persona file or variable: logged, then ignored */
 
 static void
@@ -41,6 +43,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: decky-smtpd [--log=journal|json|json:FILE[,...]] [--NAME=VALUE ...]\n"
 	    "       decky-smtpd --check-persona FILE\n"
+	    "       decky-smtpd --make-cert [--NAME=VALUE ...]\n"
 	    "settings (also SMTP_NAME in the environment, and keys of the persona file):");
 	persona_names(f);
 	fprintf(f, "\nsee decky-smtpd(8)\n");
@@ -123,6 +126,8 @@ configure(int argc, char **argv)
 		}
 		if (strncmp(argv[a], "--persona=", 10) == 0)
 			file = argv[a] + 10;
+		if (strcmp(argv[a], "--make-cert") == 0)
+			make_cert = a;
 	}
 	if (file != NULL && *file != '\0' &&
 	    persona_file(&pc, file, persona_err, sizeof(persona_err)) < 0) {
@@ -132,7 +137,7 @@ configure(int argc, char **argv)
 	if (persona_env(&pc, env_err, sizeof(env_err)) < 0 && persona_err[0] == '\0')
 		snprintf(persona_err, sizeof(persona_err), "%s", env_err);
 	for (a = 1; a < argc; a++)
-		if (option(argv[a]) < 0)
+		if (a != make_cert && option(argv[a]) < 0)
 			return -1;
 	return 0;
 }
@@ -148,6 +153,7 @@ static struct timespec deadline;	/* the session's wall time ends here */
 static int closing;			/* sending the last words: the deadline is past */
 static unsigned long long received;	/* bytes read from the client */
 static volatile sig_atomic_t stopping;	/* SIGTERM: end the session at the next wait */
+static int tls_on;			/* after STARTTLS: all I/O goes through tls.c */
 
 static void
 on_term(int sig)
@@ -373,15 +379,21 @@ static int
 send_out(const char *buf, size_t len)
 {
 	size_t off = 0;
-	int end;
+	int end, fd = 1;
+	short ev = POLLOUT;
 
 	while (off < len) {
 		ssize_t w;
 
-		if ((end = wait_fd(1, POLLOUT)) != 0)
+		if ((end = wait_fd(fd, ev)) != 0)
 			return end;
-		w = write(1, buf + off, len - off);
-		if (w < 0 && (errno == EINTR || errno == EAGAIN))
+		fd = 1, ev = POLLOUT;
+		w = tls_on ? tls_write(buf + off, len - off) : write(1, buf + off, len - off);
+		if (tls_on && w == TLS_WANT_READ) {
+			fd = 0, ev = POLLIN;
+			continue;
+		}
+		if ((tls_on && w == TLS_WANT_WRITE) || (!tls_on && w < 0 && (errno == EINTR || errno == EAGAIN)))
 			continue;
 		if (w <= 0)
 			return END_WRITE;
@@ -461,7 +473,8 @@ static int
 fill(void)
 {
 	ssize_t r;
-	int end;
+	int end, fd = 0;
+	short ev = POLLIN;
 
 	if (in_start > 0) {
 		memmove(in, in + in_start, in_end - in_start);
@@ -470,10 +483,15 @@ fill(void)
 	}
 	flush();
 	for (;;) {
-		if ((end = wait_fd(0, POLLIN)) != 0)
+		/* TLS may hold decrypted bytes already: poll only when it holds none */
+		if (!(tls_on && tls_pending() > 0) && (end = wait_fd(fd, ev)) != 0)
 			finish((enum session_end)end);
-		r = read(0, in + in_end, sizeof(in) - in_end);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		fd = 0, ev = POLLIN;
+		r = tls_on ? tls_read(in + in_end, sizeof(in) - in_end) : read(0, in + in_end, sizeof(in) - in_end);
+		if (tls_on && r == TLS_WANT_WRITE)
+			fd = 1, ev = POLLOUT;
+		if ((tls_on && (r == TLS_WANT_READ || r == TLS_WANT_WRITE)) ||
+		    (!tls_on && r < 0 && (errno == EINTR || errno == EAGAIN)))
 			continue;
 		if (r < 0)
 			return -1;
@@ -482,6 +500,71 @@ fill(void)
 			finish(END_SESSION_BYTES);
 		return r > 0;
 	}
+}
+
+/* tls_ready - at STARTTLS: can TLS start?  (session_ops; the context is made once) */
+static int
+tls_ready(void *ctx)
+{
+	char err[512];
+
+	(void)ctx;
+	if (tls_init(pc.tls_cert, pc.tls_key, pc.hostname, err, sizeof(err)) == 0)
+		return 0;
+	shell_event(EV_PERSONA_ERROR, "ERROR", err);
+	return -1;
+}
+
+/*
+ * starttls - after "220 2.0.0 Ready to start TLS": what the client pipelined behind
+ * STARTTLS is dropped (kept only in the event), the handshake runs within the idle
+ * timeout, and the session goes on through TLS, or ends if the handshake failed.
+ */
+static void
+starttls(void)
+{
+	static char dropped[1024];
+	struct tls_info ti = { 0 };
+	const struct fingerprint *fp;
+	size_t n = in_end - in_start;
+	int r = TLS_FAIL, end = 0;
+
+	flush();
+	if (n > sizeof(dropped))
+		n = sizeof(dropped);
+	memcpy(dropped, in + in_start, n);
+	ti.discarded = (struct bytes){ dropped, n };
+	in_start = in_end = 0;
+	fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+	fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+	if (tls_start(0, 1) == 0) {
+		while ((r = tls_accept()) == TLS_WANT_READ || r == TLS_WANT_WRITE)
+			if ((end = r == TLS_WANT_READ ? wait_fd(0, POLLIN) : wait_fd(1, POLLOUT)) != 0)
+				break;
+	}
+	ti.ok = r == 1;
+	ti.version = (struct bytes){ tls_version(), strlen(tls_version()) };
+	ti.cipher = (struct bytes){ tls_cipher(), strlen(tls_cipher()) };
+	if (end != 0)
+		ti.error = (struct bytes){ "timeout", 7 };
+	else if (!ti.ok)
+		ti.error = (struct bytes){ tls_error(), strlen(tls_error()) };
+	if ((fp = tls_hello()) != NULL) {
+		ti.sni = (struct bytes){ fp->sni, fp->sni_len };
+		ti.alpn = (struct bytes){ fp->alpn, fp->alpn_len };
+		ti.ja3 = (struct bytes){ fp->ja3, strlen(fp->ja3) };
+		ti.ja3_hash = (struct bytes){ fp->ja3_hash, strlen(fp->ja3_hash) };
+		ti.ja4 = (struct bytes){ fp->ja4, strlen(fp->ja4) };
+		ti.ja4_r = (struct bytes){ fp->ja4_r, strlen(fp->ja4_r) };
+	}
+	tls_on = peer.tls = ti.ok;
+	session_tls(session, &ti);
+	if (ti.ok)
+		return;
+	/* nothing can be said in the middle of a handshake: Postfix just hangs up */
+	closing = 1;
+	session_end(session, end != 0 ? (enum session_end)end : END_TLS);
+	exit(0);
 }
 
 /* run - the I/O loop: hand each line (or BDAT bytes) to the session */
@@ -517,10 +600,16 @@ run(void)
 				} else {
 					in_start += len;
 				}
-				if (session_line(session, line, len, end) == SN_CLOSE) {
+				switch (session_line(session, line, len, end)) {
+				case SN_CLOSE:
 					closing = 1;
 					flush();
 					exit(0);
+				case SN_STARTTLS:
+					starttls();
+					continue;
+				case SN_CONTINUE:
+					break;
 				}
 				flush_if_due();
 				continue;
@@ -587,6 +676,28 @@ main(int argc, char **argv)
 		snprintf(banner, sizeof(banner), "%s ESMTP Postfix (Debian/GNU)", pc.hostname);
 		pc.banner = banner;
 	}
+	if (pc.tls_cert == NULL) {
+		static char cert[4096];
+
+		snprintf(cert, sizeof(cert), "%s/tls/cert.pem", pc.spool);
+		pc.tls_cert = cert;
+	}
+	if (pc.tls_key == NULL) {
+		static char key[4096];
+
+		snprintf(key, sizeof(key), "%s/tls/key.pem", pc.spool);
+		pc.tls_key = key;
+	}
+	if (make_cert) {
+		char err[512];
+
+		if (tls_make_cert(pc.tls_cert, pc.tls_key, pc.hostname, err, sizeof(err)) < 0) {
+			fprintf(stderr, "decky-smtpd: %s\n", err);
+			return 1;
+		}
+		printf("%s\n%s\n", pc.tls_key, pc.tls_cert);
+		return 0;
+	}
 	if (setup_sinks() < 0)
 		return 2;
 	timeout_ms = (int)pc.timeout * 1000;
@@ -622,6 +733,7 @@ main(int argc, char **argv)
 	ops.msg_open = spool_open;
 	ops.msg_write = spool_write;
 	ops.msg_close = spool_close;
+	ops.tls_ready = tls_ready;
 	if ((session = session_new(&conf, &ops)) == NULL)
 		return 1;
 
