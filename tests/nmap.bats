@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# Real scanners agree: nmap's SMTP scripts and version detection find on decky-smtpd
-# what they find on Debian 12's Postfix (tests/nmap/postfix.expected, recorded with
-# tests/nmap/scan against the reference; `make fidelity-live` records it anew).
+# Real scanners agree: nmap's SMTP scripts, its TLS scripts (through STARTTLS) and version
+# detection find on decky-smtpd what they find on Debian 12's Postfix
+# (tests/nmap/postfix.expected, recorded with tests/nmap/scan against the reference with
+# TLS on; `make fidelity-live` records it anew).
 
 load helper
 
@@ -15,7 +16,7 @@ teardown() {
 	stop_activated
 }
 
-@test "nmap -sV with smtp-commands, smtp-open-relay and smtp-enum-users: the same findings as on Postfix" {
+@test "nmap -sV with smtp-commands, smtp-open-relay, smtp-enum-users, ssl-cert and ssl-enum-ciphers: the same findings as on Postfix" {
 	run "$TESTS/nmap/scan" "$PORT"
 	assert_success
 	diff -u "$TESTS/nmap/postfix.expected" <(printf '%s\n' "$output")
