@@ -10,7 +10,7 @@ setup() {
 @test "AUTH PLAIN with an initial response is accepted and logged" {
 	# authzid "", user alice, password s3cret
 	smtp "EHLO x" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
-	assert_line -n 12 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 13 $'235 2.7.0 Authentication successful\r'
 	[ "$(event_field auth_attempt mechanism)" = PLAIN ]
 	[ "$(event_field auth_attempt username)" = alice ]
 	[ "$(event_field auth_attempt password)" = s3cret ]
@@ -20,8 +20,8 @@ setup() {
 @test "AUTH PLAIN without an initial response prompts with an empty 334" {
 	# authzid admin, user bob, password hunter2
 	smtp "EHLO x" "AUTH PLAIN" "$(printf 'admin\0bob\0hunter2' | base64)" QUIT
-	assert_line -n 12 $'334 \r'
-	assert_line -n 13 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 13 $'334 \r'
+	assert_line -n 14 $'235 2.7.0 Authentication successful\r'
 	[ "$(event_field auth_attempt authzid)" = admin ]
 	[ "$(event_field auth_attempt username)" = bob ]
 	[ "$(event_field auth_attempt password)" = hunter2 ]
@@ -29,9 +29,9 @@ setup() {
 
 @test "AUTH LOGIN asks for the user name, then the password" {
 	smtp "EHLO x" "AUTH LOGIN" "$(printf root | base64)" "$(printf toor | base64)" QUIT
-	assert_line -n 12 $'334 VXNlcm5hbWU6\r'
-	assert_line -n 13 $'334 UGFzc3dvcmQ6\r'
-	assert_line -n 14 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 13 $'334 VXNlcm5hbWU6\r'
+	assert_line -n 14 $'334 UGFzc3dvcmQ6\r'
+	assert_line -n 15 $'235 2.7.0 Authentication successful\r'
 	[ "$(event_field auth_attempt mechanism)" = LOGIN ]
 	[ "$(event_field auth_attempt username)" = root ]
 	[ "$(event_field auth_attempt password)" = toor ]
@@ -47,14 +47,14 @@ setup() {
 @test "cancel, bad base64, unknown mechanisms and a second AUTH get Postfix's replies" {
 	smtp "EHLO x" "AUTH LOGIN" "*" "AUTH PLAIN" "!!!" "AUTH PLAIN *" "AUTH CRAM-MD5" AUTH \
 	    "AUTH PLAIN =" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
-	assert_line -n 13 $'501 5.7.0 Authentication aborted\r'
-	assert_line -n 15 $'535 5.7.8 Error: authentication failed: Invalid base64 data in continued response\r'
-	assert_line -n 16 $'535 5.7.8 Error: authentication failed: Invalid base64 data in initial response\r'
-	assert_line -n 17 $'535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r'
-	assert_line -n 18 $'501 5.5.4 Syntax: AUTH mechanism\r'
-	assert_line -n 19 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
-	assert_line -n 20 $'235 2.7.0 Authentication successful\r'
-	assert_line -n 21 $'503 5.5.1 Error: already authenticated\r'
+	assert_line -n 14 $'501 5.7.0 Authentication aborted\r'
+	assert_line -n 16 $'535 5.7.8 Error: authentication failed: Invalid base64 data in continued response\r'
+	assert_line -n 17 $'535 5.7.8 Error: authentication failed: Invalid base64 data in initial response\r'
+	assert_line -n 18 $'535 5.7.8 Error: authentication failed: Invalid authentication mechanism\r'
+	assert_line -n 19 $'501 5.5.4 Syntax: AUTH mechanism\r'
+	assert_line -n 20 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 21 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 22 $'503 5.5.1 Error: already authenticated\r'
 	[ "$(event_field auth_attempt result 0)" = rejected ]
 	[ "$(event_field auth_attempt result 1)" = accepted ]
 }
@@ -62,9 +62,9 @@ setup() {
 @test "AUTH inside a mail transaction is refused, before the already-authenticated check" {
 	smtp "EHLO x" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" RSET \
 	    "AUTH PLAIN AGFsaWNlAHMzY3JldA==" "MAIL FROM:<a@b.c>" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
-	assert_line -n 13 $'503 5.5.1 Error: MAIL transaction in progress\r'
-	assert_line -n 15 $'235 2.7.0 Authentication successful\r'
-	assert_line -n 17 $'503 5.5.1 Error: MAIL transaction in progress\r'
+	assert_line -n 14 $'503 5.5.1 Error: MAIL transaction in progress\r'
+	assert_line -n 16 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 18 $'503 5.5.1 Error: MAIL transaction in progress\r'
 	[ "$(events auth_attempt | wc -l)" -eq 1 ]
 }
 

@@ -9,9 +9,9 @@ setup() {
 
 @test "bare LF ends command lines and a bare-LF dot ends DATA" {
 	smtp_raw 'EHLO x.com\nMAIL FROM:<a@b.c>\nRCPT TO:<x@y.z>\nDATA\nSubject: t\n\nhello\n.\nNOOP\nQUIT\n'
-	assert_line -n 15 --regexp '^250 2.0.0 Ok: queued as '
-	assert_line -n 16 $'250 2.0.0 Ok\r'
-	assert_line -n 17 $'221 2.0.0 Bye\r'
+	assert_line -n 16 --regexp '^250 2.0.0 Ok: queued as '
+	assert_line -n 17 $'250 2.0.0 Ok\r'
+	assert_line -n 18 $'221 2.0.0 Bye\r'
 	# the evidence keeps the client's own line ends
 	cmp "$(event_field message_accepted spool_file)" <(printf 'Subject: t\n\nhello\n')
 }
@@ -58,7 +58,7 @@ setup() {
 @test "EOF in the middle of DATA ends the session with a disconnect event and no message" {
 	smtp_raw 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\nSubject: cut\r\npartial line'
 	assert_success
-	assert_line -n 14 $'354 End data with <CR><LF>.<CR><LF>\r'
+	assert_line -n 15 $'354 End data with <CR><LF>.<CR><LF>\r'
 	[ "$(event_field disconnect reason)" = eof ]
 	[ "$(event_field disconnect in_message)" = 1 ]
 	[ -z "$(events message_accepted)" ]

@@ -14,7 +14,7 @@ PAGE=$TOP/man/decky-smtpd.8
 	names=$( {
 		# event types (sink.c) and fields (session.c, sink.c, smtpd.c)
 		grep -oE '\[EV_[A-Z_]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
-		grep -ohE '(fieldz?|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
+		grep -ohE '(fieldz?|some|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
 		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
 		# disconnect reasons
 		grep -oE '\[END_[A-Z_]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'

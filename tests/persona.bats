@@ -82,9 +82,9 @@ JSON
 @test "the credential-harvester persona refuses every login and every relay, and logs them" {
 	SMTP_AUTH_POLICY=reject SMTP_RELAY=deny smtp "EHLO x" "AUTH PLAIN $(printf '\0root\0toor' | base64)" \
 	    "MAIL FROM:<a@b.c>" "RCPT TO:<victim@example.org>" "RCPT TO:<root@omega-decky>" QUIT
-	assert_line -n 12 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
-	assert_line -n 14 $'454 4.7.1 <victim@example.org>: Relay access denied\r'
-	assert_line -n 15 $'250 2.1.5 Ok\r'
+	assert_line -n 13 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 15 $'454 4.7.1 <victim@example.org>: Relay access denied\r'
+	assert_line -n 16 $'250 2.1.5 Ok\r'
 	[ "$(event_field auth_attempt password)" = toor ]
 	[ "$(event_field auth_attempt result)" = rejected ]
 }
@@ -92,8 +92,8 @@ JSON
 @test "relay deny still relays for a client that logged in" {
 	SMTP_RELAY=deny smtp "EHLO x" "MAIL FROM:<a@b.c>" "RCPT TO:<v@example.org>" RSET \
 	    "AUTH PLAIN $(printf '\0u\0p' | base64)" "MAIL FROM:<a@b.c>" "RCPT TO:<v@example.org>" QUIT
-	assert_line -n 13 $'454 4.7.1 <v@example.org>: Relay access denied\r'
-	assert_line -n 17 $'250 2.1.5 Ok\r'
+	assert_line -n 14 $'454 4.7.1 <v@example.org>: Relay access denied\r'
+	assert_line -n 18 $'250 2.1.5 Ok\r'
 }
 
 @test "ehlo-keywords and auth-mechanisms shape the EHLO reply" {

@@ -23,7 +23,7 @@ setup() {
 @test "EHLO lists the reference's keywords in its order" {
 	smtp "EHLO test.com" QUIT
 	want=('220 omega-decky ESMTP Postfix (Debian/GNU)' 250-omega-decky 250-PIPELINING
-	    '250-SIZE 10240000' 250-VRFY 250-ETRN '250-AUTH PLAIN LOGIN' 250-ENHANCEDSTATUSCODES
+	    '250-SIZE 10240000' 250-VRFY 250-ETRN 250-STARTTLS '250-AUTH PLAIN LOGIN' 250-ENHANCEDSTATUSCODES
 	    250-8BITMIME 250-DSN 250-SMTPUTF8 '250 CHUNKING' '221 2.0.0 Bye')
 	[ "${#lines[@]}" -eq "${#want[@]}" ]
 	for i in "${!want[@]}"; do assert_line -n "$i" "${want[$i]}"$'\r'; done
@@ -35,12 +35,12 @@ setup() {
 	smtp "EHLO test.com" "MAIL FROM:<a@b.c>" "RCPT TO:<victim@example.org>" DATA \
 	    "Subject: hello" "" "Body line 1" "Body line 2" . QUIT
 	assert_success
-	assert_line -n 12 $'250 2.1.0 Ok\r'
-	assert_line -n 13 $'250 2.1.5 Ok\r'
-	assert_line -n 14 $'354 End data with <CR><LF>.<CR><LF>\r'
-	assert_line -n 15 --regexp $'^250 2.0.0 Ok: queued as [0-9A-F]{6,}\r$'
-	assert_line -n 16 $'221 2.0.0 Bye\r'
-	qid=$(printf '%s' "${lines[15]}" | sed -E 's/.*queued as ([0-9A-F]+).*/\1/')
+	assert_line -n 13 $'250 2.1.0 Ok\r'
+	assert_line -n 14 $'250 2.1.5 Ok\r'
+	assert_line -n 15 $'354 End data with <CR><LF>.<CR><LF>\r'
+	assert_line -n 16 --regexp $'^250 2.0.0 Ok: queued as [0-9A-F]{6,}\r$'
+	assert_line -n 17 $'221 2.0.0 Bye\r'
+	qid=$(printf '%s' "${lines[16]}" | sed -E 's/.*queued as ([0-9A-F]+).*/\1/')
 	[ "$(event_field message_accepted msg_id)" = "$qid" ]
 	[ "$(event_field message_accepted mail_from)" = a@b.c ]
 	[ "$(event_field message_accepted rcpt_to)" = victim@example.org ]
@@ -69,15 +69,15 @@ setup() {
 
 @test "RSET ends the transaction, so DATA is refused after it" {
 	smtp "EHLO x" "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" RSET DATA QUIT
-	assert_line -n 14 $'250 2.0.0 Ok\r'
-	assert_line -n 15 $'503 5.5.1 Error: need RCPT command\r'
+	assert_line -n 15 $'250 2.0.0 Ok\r'
+	assert_line -n 16 $'503 5.5.1 Error: need RCPT command\r'
 	[ -z "$(events message_accepted)" ]
 }
 
 @test "DATA before MAIL is refused; DATA without a recipient too" {
 	smtp "EHLO x" DATA "MAIL FROM:<a@b.c>" DATA QUIT
-	assert_line -n 12 $'503 5.5.1 Error: need RCPT command\r'
-	assert_line -n 14 $'554 5.5.1 Error: no valid recipients\r'
+	assert_line -n 13 $'503 5.5.1 Error: need RCPT command\r'
+	assert_line -n 15 $'554 5.5.1 Error: no valid recipients\r'
 	[ "$(event_field command reply 0)" = 503 ]
 }
 
@@ -85,16 +85,16 @@ setup() {
 	smtp "EHLO x" "RCPT TO:<x@y.z>" "MAIL" "MAIL FROM:<a b>" "MAIL FROM:<a@b.c> SIZE=99999999" \
 	    "MAIL FROM:<a@b.c> FOO=bar" "MAIL FROM:<a@b.c> BODY=8BITMIME SIZE=10" \
 	    "MAIL FROM:<a@b.c>" "RCPT TO:<>" "RCPT TO:<nosuchuser@omega-decky>" "RCPT TO:<root@omega-decky>" QUIT
-	assert_line -n 12 $'503 5.5.1 Error: need MAIL command\r'
-	assert_line -n 13 $'501 5.5.4 Syntax: MAIL FROM:<address>\r'
-	assert_line -n 14 $'501 5.1.7 Bad sender address syntax\r'
-	assert_line -n 15 $'552 5.3.4 Message size exceeds fixed limit\r'
-	assert_line -n 16 $'555 5.5.4 Unsupported option: FOO=bar\r'
-	assert_line -n 17 $'250 2.1.0 Ok\r'
-	assert_line -n 18 $'503 5.5.1 Error: nested MAIL command\r'
-	assert_line -n 19 $'501 5.1.3 Bad recipient address syntax\r'
-	assert_line -n 20 $'550 5.1.1 <nosuchuser@omega-decky>: Recipient address rejected: User unknown in local recipient table\r'
-	assert_line -n 21 $'250 2.1.5 Ok\r'
+	assert_line -n 13 $'503 5.5.1 Error: need MAIL command\r'
+	assert_line -n 14 $'501 5.5.4 Syntax: MAIL FROM:<address>\r'
+	assert_line -n 15 $'501 5.1.7 Bad sender address syntax\r'
+	assert_line -n 16 $'552 5.3.4 Message size exceeds fixed limit\r'
+	assert_line -n 17 $'555 5.5.4 Unsupported option: FOO=bar\r'
+	assert_line -n 18 $'250 2.1.0 Ok\r'
+	assert_line -n 19 $'503 5.5.1 Error: nested MAIL command\r'
+	assert_line -n 20 $'501 5.1.3 Bad recipient address syntax\r'
+	assert_line -n 21 $'550 5.1.1 <nosuchuser@omega-decky>: Recipient address rejected: User unknown in local recipient table\r'
+	assert_line -n 22 $'250 2.1.5 Ok\r'
 	[ "$(event_field mail_from params)" = "BODY=8BITMIME SIZE=10" ]
 }
 
@@ -108,7 +108,7 @@ setup() {
 }
 
 @test "other commands: NOOP, VRFY, HELP, ETRN, unknown verbs, an empty line" {
-	smtp NOOP "RSET x" "VRFY root" "VRFY nosuchuser" HELP "ETRN x.com" "HELO" "XYZZY" "" STARTTLS QUIT
+	smtp NOOP "RSET x" "VRFY root" "VRFY nosuchuser" HELP "ETRN x.com" "HELO" "XYZZY" "" "STARTTLS now" QUIT
 	assert_line -n 1 $'250 2.0.0 Ok\r'
 	assert_line -n 2 $'501 5.5.4 Syntax: RSET\r'
 	assert_line -n 3 $'252 2.0.0 root\r'
@@ -118,7 +118,7 @@ setup() {
 	assert_line -n 7 $'501 Syntax: HELO hostname\r'
 	assert_line -n 8 $'500 5.5.2 Error: command not recognized\r'
 	assert_line -n 9 $'500 5.5.2 Error: bad syntax\r'
-	assert_line -n 10 $'502 5.5.1 Error: command not implemented\r'
+	assert_line -n 10 $'501 5.5.4 Syntax: STARTTLS\r'
 	[ "$(event_field command command 4)" = HELP ]
 	[ "$(event_field command value 5)" = "ETRN x.com" ]
 }
@@ -176,8 +176,8 @@ setup() {
 
 @test "BDAT chunks, LAST included, make one message" {
 	smtp_raw 'EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nBDAT 5\r\nhelloBDAT 6 LAST\r\n worldQUIT\r\n'
-	assert_line -n 14 $'250 2.0.0 Ok: 5 bytes\r'
-	assert_line -n 15 --regexp $'^250 2.0.0 Ok: 13 bytes queued as [0-9A-F]+\r$'
+	assert_line -n 15 $'250 2.0.0 Ok: 5 bytes\r'
+	assert_line -n 16 --regexp $'^250 2.0.0 Ok: 13 bytes queued as [0-9A-F]+\r$'
 	# the reply counts the line end Postfix would add; the file keeps what was sent
 	cmp "$(event_field message_accepted spool_file)" <(printf 'hello world')
 }
