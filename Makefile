@@ -122,12 +122,12 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c b64.c utf8.c
+FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c
 
-build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h b64.h
+build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h
 	@tools/deps fuzz
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto
 
 fuzz: build/fuzz/session_fuzz
 	@mkdir -p build/fuzz/corpus

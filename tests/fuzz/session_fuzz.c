@@ -12,7 +12,13 @@
  *
  * An input whose last byte is 0x80 or above does not send that byte: it is the fault
  * byte below, which makes the message store fail, shortens the reads and picks the
- * persona.  It keeps the seeds plain client transcripts.  Nothing here reads the
+ * persona.  It keeps the seeds plain client transcripts.
+ *
+ * STARTTLS: when the session asks for the handshake (SN_STARTTLS), the harness drops
+ * what was buffered, as smtpd.c does, and takes the handshake from the input: one
+ * byte says whether it succeeds (even) or fails (odd), then a made-up ClientHello
+ * (see hello()) goes through ja_fingerprint() into session_tls(), and the rest of
+ * the input is the client speaking inside TLS.  Nothing here reads the
  * world (no clock, files or environment): the same input always runs the same way.
  */
 #include <stdint.h>
@@ -20,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../ja.h"
 #include "../../session.h"
 #include "../../utf8.h"
 
@@ -46,7 +53,7 @@
 static const struct session_conf open_persona = {
 	.hostname = "omega-decky",
 	.banner = "omega-decky ESMTP Postfix (Debian/GNU)",
-	.ehlo_keywords = "PIPELINING SIZE VRFY ETRN AUTH ENHANCEDSTATUSCODES 8BITMIME DSN "
+	.ehlo_keywords = "PIPELINING SIZE VRFY ETRN STARTTLS AUTH ENHANCEDSTATUSCODES 8BITMIME DSN "
 	    "SMTPUTF8 CHUNKING",
 	.auth_mechs = "PLAIN LOGIN CRAM-MD5",
 	.auth_accept = 1,
@@ -225,6 +232,15 @@ msg_close(void *ctx, const struct msg_info *info)
 	return (h.fault & F_CLOSE) ? -1 : 0;
 }
 
+/* tls_ready - the certificate is there, unless the fault byte's F_CLOSE says not */
+static int
+tls_ready(void *ctx)
+{
+	if (ctx != &h)
+		abort();
+	return (h.fault & F_CLOSE) ? -1 : 0;
+}
+
 static const struct session_ops ops = {
 	.ctx = &h,
 	.event = on_event,
@@ -233,6 +249,7 @@ static const struct session_ops ops = {
 	.msg_open = msg_open,
 	.msg_write = msg_write,
 	.msg_close = msg_close,
+	.tls_ready = tls_ready,
 };
 
 /* --- the checks on the replies --------------------------------------------------------- */
@@ -359,6 +376,127 @@ fill(void)
 	return n > 0;
 }
 
+/* take - up to n bytes of the client's input, past the reader's buffer */
+static const uint8_t *
+take(size_t *n)
+{
+	const uint8_t *p = h.data + h.pos;
+
+	if (*n > h.size - h.pos)
+		*n = h.size - h.pos;
+	h.pos += *n;
+	return p;
+}
+
+/*
+ * hello - a ClientHello's parts from the input: a length byte, then within that
+ * many bytes the legacy version (2), a cipher byte count (1) and the ciphers, an
+ * extension count (1) and the types (2 each), then the bodies of SNI, ALPN, groups,
+ * point formats, signature algorithms and versions, each after a length byte.
+ * Every length may lie: ja.c gets exactly the bytes that are there.
+ */
+static int
+hello(struct fingerprint *fp)
+{
+	const unsigned char **body[6];
+	size_t *blen[6], n = 1, i, k, len;
+	const uint8_t *p = take(&n), *q;
+	int ext[128];
+	struct hello hl = { 0 };
+
+	body[0] = &hl.sni, blen[0] = &hl.sni_len;
+	body[1] = &hl.alpn, blen[1] = &hl.alpn_len;
+	body[2] = &hl.groups, blen[2] = &hl.groups_len;
+	body[3] = &hl.formats, blen[3] = &hl.formats_len;
+	body[4] = &hl.sigalgs, blen[4] = &hl.sigalgs_len;
+	body[5] = &hl.versions, blen[5] = &hl.versions_len;
+	if (n == 0)
+		return 0;
+	len = p[0];
+	q = take(&len);
+	k = 0;
+	if (len >= 2)
+		hl.version = (unsigned)q[0] << 8 | q[1], k = 2;
+	if (k < len) {
+		n = q[k++];
+		hl.ciphers = q + k;
+		hl.ciphers_len = n < len - k ? n : len - k;
+		k += hl.ciphers_len;
+	}
+	if (k < len) {
+		n = q[k++];
+		for (i = 0; i < n && i < sizeof(ext) / sizeof(ext[0]) && k + 2 <= len; i++, k += 2)
+			ext[i] = q[k] << 8 | q[k + 1];
+		hl.ext = ext;
+		hl.next = i;
+	}
+	for (i = 0; i < 6 && k < len; i++) {
+		n = q[k++];
+		*body[i] = q + k;
+		*blen[i] = n < len - k ? n : len - k;
+		k += *blen[i];
+	}
+	return ja_fingerprint(&hl, fp) == 0;
+}
+
+static struct bytes
+text(const char *s)
+{
+	return (struct bytes){ s, strlen(s) };
+}
+
+/*
+ * starttls - smtpd.c's starttls(): the 220 goes out, what the client pipelined is
+ * dropped, the handshake's outcome comes from the input.  0: go on inside TLS.
+ */
+static int
+starttls(void)
+{
+	static struct fingerprint fp;
+	struct tls_info ti = { 0 };
+	size_t n = 1;
+	const uint8_t *d;
+
+	static const char ready[] = "220 2.0.0 Ready to start TLS\r\n";
+	const char *out;
+
+	check_output(0);
+	out = session_output(h.s, &n);
+	if (n < sizeof(ready) - 1 || memcmp(out + n - (sizeof(ready) - 1), ready, sizeof(ready) - 1) != 0)
+		abort();	/* the handshake follows the 220, last in its batch */
+	flush();
+	ti.discarded = (struct bytes){ h.in + h.in_start, h.in_end - h.in_start };
+	h.in_start = h.in_end = 0;
+	n = 1;
+	d = take(&n);
+	ti.ok = n == 1 && d[0] % 2 == 0;
+	if (hello(&fp)) {
+		ti.sni = (struct bytes){ fp.sni, fp.sni_len };
+		ti.alpn = (struct bytes){ fp.alpn, fp.alpn_len };
+		ti.ja3 = text(fp.ja3);
+		ti.ja3_hash = text(fp.ja3_hash);
+		ti.ja4 = text(fp.ja4);
+		ti.ja4_r = text(fp.ja4_r);
+		if (strlen(fp.ja3_hash) != 32 || strlen(fp.ja4) < 36 || fp.ja4[0] != 't')
+			abort();
+	}
+	if (ti.ok) {
+		ti.version = text("TLSv1.3");
+		ti.cipher = text("TLS_AES_256_GCM_SHA384");
+	} else {
+		ti.error = text("wrong version number");
+	}
+	session_tls(h.s, &ti);
+	check_output(0);
+	if (h.out_seen != 0 || h.disconnected)
+		abort();	/* the handshake's outcome is logged, never answered */
+	if (ti.ok)
+		return 0;
+	session_end(h.s, END_TLS);
+	check_output(1);
+	return -1;
+}
+
 /* run - smtpd.c's run(): lines (or BDAT bytes) to the session until it closes or EOF */
 static void
 run(void)
@@ -394,12 +532,19 @@ run(void)
 				} else {
 					h.in_start += len;
 				}
-				if (session_line(h.s, line, len, end) == SN_CLOSE) {
+				switch (session_line(h.s, line, len, end)) {
+				case SN_CLOSE:
 					check_output(0);
 					if (!h.disconnected || h.out_seen == 0)
 						abort();	/* a hang-up is said, and logged */
 					flush();
 					return;		/* the shell exits */
+				case SN_STARTTLS:
+					if (starttls() < 0)
+						return;
+					continue;
+				case SN_CONTINUE:
+					break;
 				}
 				after_call();
 				continue;
