@@ -297,6 +297,52 @@ ja4(const struct hello *h, struct fingerprint *fp)
 	return r;
 }
 
+/* skip - past a vector with a prefix of n bytes; 0 if it runs past the end */
+static int
+skip(const unsigned char **p, size_t *left, size_t n)
+{
+	size_t len;
+
+	if (*left < n)
+		return 0;
+	len = n == 1 ? (*p)[0] : be16(*p);
+	if (*left - n < len)
+		return 0;
+	*p += n + len;
+	*left -= n + len;
+	return 1;
+}
+
+size_t
+ja_ext_types(const unsigned char *msg, size_t len, int *types, size_t max)
+{
+	const unsigned char *p = msg + 4;
+	size_t left, body, n = 0;
+
+	if (len < 4 || msg[0] != 1)
+		return 0;
+	left = (size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3];
+	if (left > len - 4)
+		return 0;
+	/* legacy_version, random, then session id, cipher suites, compression methods */
+	if (left < 34)
+		return 0;
+	p += 34, left -= 34;
+	if (!skip(&p, &left, 1) || !skip(&p, &left, 2) || !skip(&p, &left, 1) || left < 2)
+		return 0;
+	body = be16(p);
+	p += 2, left -= 2;
+	if (body < left)
+		left = body;
+	while (left >= 4 && n < max) {
+		types[n++] = (int)be16(p);
+		p += 2, left -= 2;
+		if (!skip(&p, &left, 2))
+			break;
+	}
+	return n;
+}
+
 int
 ja_fingerprint(const struct hello *h, struct fingerprint *fp)
 {

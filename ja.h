@@ -34,6 +34,14 @@ struct fingerprint {
 	size_t alpn_len;
 };
 
+/*
+ * ja_ext_types - the extension types of a ClientHello handshake message (type 1,
+ * its 3-byte length, then the body), in the order sent, at most max of them; how
+ * many, or 0 if it is not one.  OpenSSL's ClientHello callback lists only the
+ * extensions OpenSSL knows (3.0), so the order comes from the message itself.
+ */
+size_t ja_ext_types(const unsigned char *msg, size_t len, int *types, size_t max);
+
 /* ja_fingerprint - fill fp from h; 0, or -1 if libcrypto failed (fp then empty) */
 int ja_fingerprint(const struct hello *h, struct fingerprint *fp);
 

@@ -423,6 +423,8 @@ finish(enum session_end why)
 	session_end(session, why);
 	if (why != END_WRITE && why != END_SIGNAL)
 		send_replies();
+	if (tls_on)
+		tls_stop();
 	exit(0);
 }
 
@@ -604,6 +606,8 @@ run(void)
 				case SN_CLOSE:
 					closing = 1;
 					flush();
+					if (tls_on)
+						tls_stop();
 					exit(0);
 				case SN_STARTTLS:
 					starttls();

@@ -38,7 +38,10 @@ static SSL_CTX *ctx;
 static SSL *ssl;
 static struct fingerprint fp;
 static int hello_seen;
+static int ext_order[16384];		/* a ClientHello's extension types, as sent */
+static size_t next_order;		/* how many; 0 until a ClientHello is read */
 static char why[256];
+static int broken;			/* a fatal error: no close_notify may follow */
 
 /* --- the certificate -------------------------------------------------------------- */
 
@@ -204,6 +207,22 @@ tls_make_cert(const char *cert, const char *key, const char *hostname, char *err
 
 /* --- the ClientHello -------------------------------------------------------------- */
 
+/*
+ * on_message - OpenSSL's message callback: the first ClientHello's extension types
+ * in the order sent, every one of them (the ClientHello callback comes later and
+ * lists only those OpenSSL knows)
+ */
+static void
+on_message(int write_p, int version, int content_type, const void *buf, size_t len, SSL *s,
+    void *arg)
+{
+	(void)version;
+	(void)s;
+	(void)arg;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && next_order == 0 && !hello_seen)
+		next_order = ja_ext_types(buf, len, ext_order, sizeof(ext_order) / sizeof(ext_order[0]));
+}
+
 /* on_hello - OpenSSL's ClientHello callback: the fingerprint, then carry on */
 static int
 on_hello(SSL *s, int *alert, void *arg)
@@ -222,9 +241,12 @@ on_hello(SSL *s, int *alert, void *arg)
 	hello_seen = 1;
 	h.version = SSL_client_hello_get0_legacy_version(s);
 	h.ciphers_len = SSL_client_hello_get0_ciphers(s, &h.ciphers);
-	if (!SSL_client_hello_get1_extensions_present(s, &ext, &h.next))
-		h.next = 0;
-	h.ext = ext;
+	if (next_order > 0) {
+		h.ext = ext_order;
+		h.next = next_order;
+	} else if (SSL_client_hello_get1_extensions_present(s, &ext, &h.next)) {
+		h.ext = ext;
+	}
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (!SSL_client_hello_get0_ext(s, (unsigned)want[i], &body[i], &len[i]))
 			body[i] = NULL, len[i] = 0;
@@ -256,6 +278,7 @@ tls_init(const char *cert, const char *key, const char *hostname, char *err, siz
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_dh_auto(ctx, 1);
 	SSL_CTX_set_client_hello_cb(ctx, on_hello, NULL);
+	SSL_CTX_set_msg_callback(ctx, on_message);
 	if (SSL_CTX_set_cipher_list(ctx, CIPHERS) != 1 || SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
 		openssl_err(err, errsize, "cipher list");
 	} else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
@@ -309,6 +332,7 @@ outcome(int r)
 	ERR_clear_error();
 	if (why[0] == '\0')
 		snprintf(why, sizeof(why), "protocol error");
+	broken = 1;
 	return TLS_FAIL;
 }
 
@@ -346,6 +370,14 @@ tls_write(const void *buf, size_t len)
 		return r;
 	r = outcome(r);
 	return r == 0 ? TLS_FAIL : r;
+}
+
+void
+tls_stop(void)
+{
+	/* close_notify, as Postfix sends it at the end of a session; no wait for the reply */
+	if (ssl != NULL && !broken && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
 }
 
 size_t

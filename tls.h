@@ -36,6 +36,8 @@ int tls_accept(void);
 ssize_t tls_read(void *buf, size_t len);
 /* tls_write - >0 bytes written, TLS_WANT_*, or TLS_FAIL */
 ssize_t tls_write(const void *buf, size_t len);
+/* tls_stop - end TLS cleanly (close_notify) before the connection closes */
+void tls_stop(void);
 /* tls_pending - decrypted bytes waiting inside OpenSSL: read them before polling */
 size_t tls_pending(void);
 

@@ -414,6 +414,9 @@ hello(struct fingerprint *fp)
 		return 0;
 	len = p[0];
 	q = take(&len);
+	/* the same bytes as a raw ClientHello message, for the extension order */
+	if (ja_ext_types(q, len, ext, sizeof(ext) / sizeof(ext[0])) > sizeof(ext) / sizeof(ext[0]))
+		abort();
 	k = 0;
 	if (len >= 2)
 		hl.version = (unsigned)q[0] << 8 | q[1], k = 2;
