@@ -1473,7 +1473,7 @@ tls_offered(const struct session *s)
 
 /*
  * cmd_starttls - RFC 3207, in Postfix's order of checks.  After the 220 the session
- * forgets HELO and the transaction (Postfix's helo_reset, mail_reset, rcpt_reset)
+ * forgets HELO, the transaction and the login, as Postfix does
  * and the shell does the handshake, then calls session_tls().
  */
 static void
@@ -1497,6 +1497,8 @@ cmd_starttls(struct session *s, const char *arg, size_t len)
 		s->helo_seen = 0;
 		s->helo_len = 0;
 		s->helo[0] = '\0';
+		s->authenticated = 0;	/* RFC 3207 4.2; Postfix forgets the login too */
+		s->login_len = 0;
 		s->starttls = 1;
 	}
 	command_event(s, "STARTTLS", s->cur, s->cur_len);

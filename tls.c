@@ -1,12 +1,14 @@
 /*
  * tls.c - STARTTLS with OpenSSL: see tls.h.
  *
- * The context is set up as Postfix 3.7 on Debian 12 sets up smtpd's: its "medium"
- * cipher list in the client's order of preference, ECDHE on its curves, built-in
- * ffdhe2048 for DHE, no compression, no renegotiation, and OpenSSL's system
- * defaults (Debian: security level 2, so TLS 1.2 and 1.3) for the rest.  The
- * certificate is the decky's own, made the way Debian's make-ssl-cert makes the
- * snakeoil certificate that a stock Postfix serves.
+ * The context is set up as Postfix 3.7 on Debian 12 sets up smtpd's, as seen on the
+ * wire (nmap ssl-enum-ciphers, openssl s_client): TLS 1.0 to 1.3 at security level
+ * 0, its "medium" cipher list (anonymous suites included) in the client's order of
+ * preference, ECDHE on its curves, DHE sized as OpenSSL's dh_auto sizes it, no
+ * compression, no client renegotiation, one session ticket per handshake, with
+ * ticket keys every process of the decky shares (Postfix's tlsmgr shares them), so
+ * a client can resume as with Postfix.  The certificate is the decky's own, made
+ * the way Debian's make-ssl-cert makes the snakeoil a stock Postfix serves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -264,6 +266,28 @@ on_hello(SSL *s, int *alert, void *arg)
 
 /* --- the context and the connection ------------------------------------------------ */
 
+/*
+ * ticket_keys - the session ticket keys (name, HMAC and AES keys: 80 bytes), the
+ * same in every process of this decky: the SHA-512 of the private key, then the
+ * SHA-512 of that.  A ticket from one connection resumes on the next, as with Postfix.
+ */
+static int
+ticket_keys(SSL_CTX *c)
+{
+	unsigned char keys[128], *der = NULL;
+	EVP_PKEY *pk = SSL_CTX_get0_privatekey(c);
+	int len, ok;
+
+	if (pk == NULL || (len = i2d_PrivateKey(pk, &der)) <= 0)
+		return -1;
+	ok = EVP_Digest(der, (size_t)len, keys, NULL, EVP_sha512(), NULL) &&
+	    EVP_Digest(keys, 64, keys + 64, NULL, EVP_sha512(), NULL) &&
+	    SSL_CTX_set_tlsext_ticket_keys(c, keys, 80) == 1;
+	OPENSSL_clear_free(der, (size_t)len);
+	OPENSSL_cleanse(keys, sizeof(keys));
+	return ok ? 0 : -1;
+}
+
 int
 tls_init(const char *cert, const char *key, const char *hostname, char *err, size_t errsize)
 {
@@ -275,17 +299,22 @@ tls_init(const char *cert, const char *key, const char *hostname, char *err, siz
 		openssl_err(err, errsize, "SSL_CTX_new");
 		return -1;
 	}
+	SSL_CTX_set_security_level(ctx, 0);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_dh_auto(ctx, 1);
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_client_hello_cb(ctx, on_hello, NULL);
 	SSL_CTX_set_msg_callback(ctx, on_message);
-	if (SSL_CTX_set_cipher_list(ctx, CIPHERS) != 1 || SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, CIPHERS) != 1 || SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
 		openssl_err(err, errsize, "cipher list");
 	} else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		openssl_err(err, errsize, cert);
 	} else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		openssl_err(err, errsize, key);
+	} else if (ticket_keys(ctx) < 0) {
+		openssl_err(err, errsize, "session ticket keys");
 	} else {
 		return 0;
 	}
