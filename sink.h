@@ -17,6 +17,7 @@ struct sink_peer {
 	char dst[64], dst_port[8];
 	const char *hostname;
 	int tls;		/* the session is inside TLS: every event says TLS=1 */
+	const char *tls_version, *tls_cipher, *ja3_hash, *ja4;	/* then, for sidecars */
 };
 
 struct sink {

@@ -560,6 +560,10 @@ starttls(void)
 		ti.ja4_r = (struct bytes){ fp->ja4_r, strlen(fp->ja4_r) };
 	}
 	tls_on = peer.tls = ti.ok;
+	peer.tls_version = tls_version();
+	peer.tls_cipher = tls_cipher();
+	peer.ja3_hash = fp != NULL ? fp->ja3_hash : "";
+	peer.ja4 = fp != NULL ? fp->ja4 : "";
 	session_tls(session, &ti);
 	if (ti.ok)
 		return;

@@ -301,6 +301,14 @@ sidecar(struct spool *sp, const struct msg_info *m, unsigned long long *size)
 	json_str(g, "dst", sp->peer->dst);
 	json_str(g, "dst_port", sp->peer->dst_port);
 	json_str(g, "persona_hostname", sp->peer->hostname);
+	yajl_gen_string(g, (const unsigned char *)"tls", 3);
+	yajl_gen_bool(g, sp->peer->tls);
+	if (sp->peer->tls) {
+		json_str(g, "tls_version", sp->peer->tls_version);
+		json_str(g, "tls_cipher", sp->peer->tls_cipher);
+		json_str(g, "ja3_hash", sp->peer->ja3_hash);
+		json_str(g, "ja4", sp->peer->ja4);
+	}
 	json_bytes(g, "helo", m->helo);
 	json_bytes(g, "mail_from", m->from);
 	json_bytes(g, "mail_from_params", m->from_params);

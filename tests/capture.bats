@@ -143,7 +143,7 @@ PY
 	    and .mail_from == "a@b.c" and .mail_from_params == "BODY=8BITMIME" and .rcpt_to == "x@y.z,w@v.u"
 	    and .rcpt_count == 2 and .auth_user == "mallory" and .partial == false and (.sha256 | length) == 64
 	    and .hdr_subject == "=?utf-8?q?hi?= folded" and .hdr_from == "Boss <boss@corp>"
-	    and .hdr_message_id == "<1@x>" and .src == "unknown"' "$m"
+	    and .hdr_message_id == "<1@x>" and .src == "unknown" and .tls == false and (has("ja4") | not)' "$m"
 	[ "$(event_field message_accepted hdr_subject)" = "=?utf-8?q?hi?= folded" ]
 	[ "$(jq -r .sha256 "$m")" = "$(sha256sum <"$(event_field message_accepted spool_file)" | cut -d' ' -f1)" ]
 }

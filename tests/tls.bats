@@ -128,6 +128,11 @@ snakeoil() {
 		[ "$(event_field auth_attempt password)" = "hunter2-$mech" ]
 		[ "$(event_field disconnect reason)" = quit ]
 		cmp "$data.sent" "$(event_field message_accepted spool_file)"
+		# the sidecar says the message came inside TLS, and from which client
+		jq -e --arg ja4 "$(event_field tls ja4)" --arg ja3 "$(event_field tls ja3_hash)" \
+		    --arg v "$(event_field tls tls_version)" --arg c "$(event_field tls tls_cipher)" \
+		    '.tls == true and .ja4 == $ja4 and .ja3_hash == $ja3 and .tls_version == $v and .tls_cipher == $c' \
+		    "$(event_field message_accepted meta_file)"
 	done
 }
 
