@@ -12,7 +12,19 @@ WARN = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prot
 WERROR ?= -Werror
 PKGS = libsystemd yajl libssl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+# OpenSSL is linked statically by default: a process per connection pays the
+# dynamic linker's symbol lookups for libssl and libcrypto on every start (3.4 M of
+# 4.9 M instructions of a session, measured with callgrind), and most sessions never
+# use them.  The price: a Debian security update of OpenSSL reaches decky-smtpd only
+# when it is rebuilt (make && make install).  OPENSSL_LINK=shared links the shared
+# libraries instead.
+OPENSSL_LINK ?= static
+ifeq ($(OPENSSL_LINK),static)
+SSL_LIBS = -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -ldl -pthread
+else
+SSL_LIBS = $(shell pkg-config --libs libssl libcrypto)
+endif
+PKG_LIBS = $(shell pkg-config --libs libsystemd yajl) $(SSL_LIBS)
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 

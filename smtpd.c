@@ -114,7 +114,7 @@ configure(int argc, char **argv)
 			exit(0);
 		}
 		if (strcmp(argv[a], "--version") == 0) {
-			printf("decky-smtpd %s\n", VERSION);
+			printf("decky-smtpd %s (%s)\n", VERSION, tls_library());
 			exit(0);
 		}
 		if (strcmp(argv[a], "--check-persona") == 0) {

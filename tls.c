@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -433,6 +434,12 @@ const char *
 tls_error(void)
 {
 	return why;
+}
+
+const char *
+tls_library(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
 }
 
 const struct fingerprint *

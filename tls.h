@@ -45,6 +45,8 @@ size_t tls_pending(void);
 const char *tls_version(void);		/* "TLSv1.3", or "" */
 const char *tls_cipher(void);		/* OpenSSL's name, or "" */
 const char *tls_error(void);		/* why it failed: OpenSSL's reason, or "" */
+/* tls_library - the OpenSSL this program runs with, as "OpenSSL 3.0.17 1 Jul 2025" */
+const char *tls_library(void);
 /* tls_hello - the client's fingerprint, or NULL if no ClientHello was read */
 const struct fingerprint *tls_hello(void);
 
