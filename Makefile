@@ -100,6 +100,7 @@ run:
 	@mkdir -p $(RUN_DIR)
 	@echo "decky-smtpd: listening on $(RUN_HOST):$(RUN_PORT), one process per connection (systemd-socket-activate --inetd -a)"
 	@echo "  try:     swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org"
+	@echo "           swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org --tls   (STARTTLS; key and certificate made in $(RUN_DIR)/spool/tls/)"
 	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
 	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message)"
 	@echo "  stop:    Ctrl-C"
