@@ -52,7 +52,12 @@ serve() {
 
 # tprobe SCRIPT - tests/tls/probe against the server
 tprobe() {
-	run timeout 30 "$TPROBE" 127.0.0.1 "$PORT" 5 <<<"$1"
+	# under valgrind (make memcheck) making an RSA key takes many seconds
+	if [ -n "${DECKY_VALGRIND:-}" ]; then
+		run timeout 240 "$TPROBE" 127.0.0.1 "$PORT" 60 <<<"$1"
+	else
+		run timeout 30 "$TPROBE" 127.0.0.1 "$PORT" 5 <<<"$1"
+	fi
 }
 
 # tls_marks - one tls event; every event from it on carries "tls":"1", none before it
@@ -439,7 +444,10 @@ PY
 	mkdir "$BATS_TEST_TMPDIR/certs"
 	export SMTP_TLS_CERT=$BATS_TEST_TMPDIR/certs/cert.pem SMTP_TLS_KEY=$BATS_TEST_TMPDIR/certs/key.pem
 	serve
-	run timeout 60 python3 - "$PORT" <<'PY'
+	# ten sessions under valgrind (make memcheck) wait long for one RSA key
+	wait_s=30
+	[ -n "${DECKY_VALGRIND:-}" ] && wait_s=400
+	run timeout $((wait_s * 2)) python3 - "$PORT" "$wait_s" <<'PY'
 import hashlib, smtplib, ssl, sys, threading
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
@@ -448,7 +456,7 @@ go = threading.Barrier(10, timeout=20)
 res = []
 def one():
     try:
-        with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30) as s:
+        with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=int(sys.argv[2])) as s:
             s.ehlo("c.example")
             go.wait()
             s.starttls(context=ctx)
