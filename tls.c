@@ -93,7 +93,16 @@ self_signed(EVP_PKEY *key, const char *host)
 	X509 *x = X509_new();
 	X509_NAME *name;
 	BIGNUM *serial = BN_new();
-	char san[300];
+	char san[300], cn[65];
+	size_t cnlen = strlen(host);
+
+	/* X.509 caps CN at 64: like make-ssl-cert, the short name there, the full one in SAN */
+	if (cnlen > 64) {
+		cnlen = strcspn(host, ".");
+		cnlen = cnlen > 64 ? 64 : cnlen;
+	}
+	memcpy(cn, host, cnlen);
+	cn[cnlen] = '\0';
 
 	if (x == NULL || serial == NULL || !X509_set_version(x, 2) ||
 	    !BN_rand(serial, 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
@@ -101,7 +110,7 @@ self_signed(EVP_PKEY *key, const char *host)
 	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(x), CERT_DAYS, 0, NULL) == NULL ||
 	    (name = X509_get_subject_name(x)) == NULL ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)host, -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
 	    !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, key) ||
 	    add_ext(x, NID_basic_constraints, "CA:FALSE") < 0)
 		goto fail;

@@ -550,3 +550,13 @@ PY
 	smtp "EHLO x" QUIT
 	assert_line -n 6 $'250-STARTTLS\r'
 }
+
+@test "a host name over 64 bytes: its first label as CN (X.509's cap), the whole name in subjectAltName" {
+	long=$(printf 'm%.0s' $(seq 70)).example.org
+	unset SMTP_TLS_CERT SMTP_TLS_KEY
+	run "$DECKY" --make-cert --hostname="$long" --spool="$BATS_TEST_TMPDIR/long"
+	assert_success
+	run openssl x509 -in "$BATS_TEST_TMPDIR/long/tls/cert.pem" -noout -subject -ext subjectAltName
+	assert_line "subject=CN = $(printf 'm%.0s' $(seq 64))"
+	assert_line --partial "DNS:$long"
+}
