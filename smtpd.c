@@ -71,6 +71,34 @@ option(const char *arg)
 	return 0;
 }
 
+/* derive_defaults - the settings whose defaults come from the machine or each other */
+static void
+derive_defaults(void)
+{
+	static char host[256], banner[512], cert[4096], key[4096];
+	const char *st;
+
+	if (pc.spool == NULL)
+		pc.spool = (st = getenv("STATE_DIRECTORY")) && *st ? (char *)st : "/var/lib/decky-smtpd";
+	if (pc.hostname == NULL) {
+		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+			snprintf(host, sizeof(host), "localhost");
+		pc.hostname = host;
+	}
+	if (pc.banner == NULL) {
+		snprintf(banner, sizeof(banner), "%s ESMTP Postfix (Debian/GNU)", pc.hostname);
+		pc.banner = banner;
+	}
+	if (pc.tls_cert == NULL) {
+		snprintf(cert, sizeof(cert), "%s/tls/cert.pem", pc.spool);
+		pc.tls_cert = cert;
+	}
+	if (pc.tls_key == NULL) {
+		snprintf(key, sizeof(key), "%s/tls/key.pem", pc.spool);
+		pc.tls_key = key;
+	}
+}
+
 /* check_persona - --check-persona FILE: validate it and show the effective settings */
 static int
 check_persona(const char *path, int argc, char **argv)
@@ -90,6 +118,7 @@ check_persona(const char *path, int argc, char **argv)
 		if (strcmp(argv[a], "--check-persona") != 0 && argv[a] != path && option(argv[a]) < 0)
 			return 2;
 	pc.persona = (char *)path;
+	derive_defaults();
 	printf("# %s: valid; the effective settings (file, then environment, then options):\n", path);
 	persona_print(&pc, stdout);
 	return 0;
@@ -664,38 +693,16 @@ main(int argc, char **argv)
 {
 	static struct session_conf conf;
 	static struct session_ops ops;
-	static char host[256], banner[512], challenge[128];
+	static char challenge[128];
 	struct sigaction sa = { .sa_handler = on_term };
-	const char *st;
 
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* past RLIMIT_FSIZE a write fails (EFBIG): a store error */
 	sigaction(SIGTERM, &sa, NULL);	/* no SA_RESTART: the wait returns EINTR */
 	quiet_stderr();
 	if (configure(argc, argv) < 0)
 		return 2;
-	if (pc.spool == NULL)
-		pc.spool = (st = getenv("STATE_DIRECTORY")) && *st ? (char *)st : "/var/lib/decky-smtpd";
-	if (pc.hostname == NULL) {
-		if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
-			snprintf(host, sizeof(host), "localhost");
-		pc.hostname = host;
-	}
-	if (pc.banner == NULL) {
-		snprintf(banner, sizeof(banner), "%s ESMTP Postfix (Debian/GNU)", pc.hostname);
-		pc.banner = banner;
-	}
-	if (pc.tls_cert == NULL) {
-		static char cert[4096];
-
-		snprintf(cert, sizeof(cert), "%s/tls/cert.pem", pc.spool);
-		pc.tls_cert = cert;
-	}
-	if (pc.tls_key == NULL) {
-		static char key[4096];
-
-		snprintf(key, sizeof(key), "%s/tls/key.pem", pc.spool);
-		pc.tls_key = key;
-	}
+	derive_defaults();
 	if (make_cert) {
 		char err[512];
 

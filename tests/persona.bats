@@ -28,6 +28,9 @@ JSON
 	assert_line --regexp '^auth-policy += reject$'
 	assert_line --regexp '^size-limit += 52428800$'
 	assert_line --regexp '^greeting-delay += 100-400$'
+	# what follows from the others, as a session would take it
+	assert_line --regexp '^banner += mx1.corp.example ESMTP Postfix \(Debian/GNU\)$'
+	assert_line --regexp "^tls-cert += $SMTP_SPOOL/tls/cert.pem\$"
 }
 
 @test "each error in a persona file names its line and column" {
