@@ -21,8 +21,9 @@
 
 #define ADDR_MAX	1024	/* an address kept for events (bounded by the line) */
 #define HELO_MAX	256	/* HELO name kept for events */
-#define RCPT_LIST_MAX	4096	/* the comma-joined recipients of message_accepted */
-#define AUTH_MAX	2048	/* decoded AUTH response */
+#define RCPT_LIST_MAX	EVENT_VALUE_MAX	/* the comma-joined recipients of message_accepted */
+#define SASL_RESPONSE_MAX 12288	/* smtpd_sasl_response_limit: a longer AUTH response gets 500 */
+#define AUTH_MAX	B64_DECODED_MAX(SASL_RESPONSE_MAX)	/* one decoded AUTH response */
 #define JUNK_MAX	100	/* smtpd_junk_command_limit */
 #define PARAMS_MAX	512	/* MAIL FROM parameters kept for the sidecar */
 #define HDR_MAX		256	/* a header value kept for events and the sidecar */
@@ -52,7 +53,7 @@ enum reply_id {
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
 	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
-	R_AUTH_ABORTED, R_AUTH_MECH, R_VRFY, R_USER_UNKNOWN,
+	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
 
@@ -124,6 +125,9 @@ static const char *const catalogue[R_COUNT] = {
 	[R_AUTH_BAD_IR] = "535 5.7.8 Error: authentication failed: Invalid base64 data in initial response",
 	[R_AUTH_BAD_RESP] = "535 5.7.8 Error: authentication failed: Invalid base64 data in continued response",
 	[R_AUTH_MECH] = "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+	[R_AUTH_TOO_LONG] = "500 5.5.6 SASL response limit exceeded",
+	[R_NULL_BDAT] = "551 5.7.1 Null BDAT request",
+	[R_MAIL_AFTER_BDAT] = "503 5.5.1 Error: MAIL after BDAT",
 	[R_VRFY] = "252 2.0.0 %s",
 	[R_USER_UNKNOWN] = "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
 	[R_ETRN] = "459 <%s>: service unavailable",
@@ -178,7 +182,10 @@ struct session {
 	int starttls;			/* STARTTLS was answered 220: the handshake is next */
 	int ended;			/* the disconnect event has been sent */
 	int hangup;			/* a reply that closes the connection was sent */
-	int skip_rest;			/* the command line was over-long: drop its rest */
+	int skip_rest;			/* the line was over-long: drop its rest */
+	int held;			/* ... and answer its head (held) when it ends */
+	char head[SESSION_LINE_MAX + 1];	/* the first SESSION_LINE_MAX bytes of that line */
+	size_t head_len;
 	unsigned errors;
 	unsigned junk;
 	struct session_delay delay[SESSION_DELAYS_MAX];	/* error sleeps in the output */
@@ -211,6 +218,7 @@ struct session {
 	enum reply_id bdat_refused;	/* the reply after a dropped chunk, or R_COUNT */
 	enum reply_id bdat_poisoned;	/* after a chunk past the size limit: 552, then 551;
 					   R_COUNT while the transaction is sound */
+	const char *bdat_poison_why;	/* why, for the partial message at LAST */
 	unsigned long bdat_chunk;
 	unsigned long bdat_count;	/* the message as Postfix counts it (see stored_size) */
 	char bdat_arg[64];		/* the BDAT arguments, for its event */
@@ -222,8 +230,10 @@ struct session {
 	char auth_mech[32];
 	char auth_user[AUTH_MAX];
 	size_t auth_user_len;
-	char auth_raw[AUTH_MAX];	/* the client's base64 so far (LOGIN: user, then pass) */
+	char auth_raw[EVENT_VALUE_MAX];	/* the client's base64 so far (LOGIN: user, pass) */
 	size_t auth_raw_len;
+	char auth_resp[SASL_RESPONSE_MAX];	/* a response line, gathered from its pieces */
+	size_t auth_resp_len;
 	char login[HDR_MAX];		/* the user name that AUTH accepted, for the sidecar */
 	size_t login_len;
 
@@ -901,6 +911,11 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 	struct path p;
 	int r;
 
+	/* a BDAT that failed outside a transaction leaves it spoilt until LAST or RSET */
+	if (s->bdat_seen) {
+		reply(s, R_MAIL_AFTER_BDAT);
+		goto fail;
+	}
 	if ((r = parse_path(arg, len, "FROM:", &p)) < 0) {
 		reply(s, r == -1 ? R_MAIL_SYNTAX : R_BAD_SENDER);
 		goto fail;
@@ -909,8 +924,16 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		goto fail;
 	/* Postfix's 452 when the queue file system is short of space */
 	if (s->ops->msg_room != NULL && !s->ops->msg_room(s->ops->msg_ctx)) {
+		struct event ev = event(EV_COMMAND, 6);
+
 		reply(s, R_NO_STORAGE);
-		goto fail;
+		s->errors++;
+		fieldz(&ev, "COMMAND", "MAIL");
+		field(&ev, "VALUE", s->cur, s->cur_len);
+		fieldz(&ev, "REPLY", s->code);
+		fieldz(&ev, "REASON", "budget");
+		emit(s, &ev);
+		return;
 	}
 	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
 	s->from_params_len = bounded_copy(s->from_params, sizeof(s->from_params), p.params,
@@ -1235,6 +1258,15 @@ data_line(struct session *s, const char *line, size_t len, enum line_end end)
  * size limit poisons the transaction as in Postfix (552, then 551 for each chunk up
  * to LAST), but its bytes, and the later chunks', are kept as partial evidence.
  */
+/* spoil_bdat - an error ends the BDAT transaction: later chunks get 551 until LAST */
+static void
+spoil_bdat(struct session *s, enum reply_id id, const char *why)
+{
+	s->bdat_seen = 1;
+	s->bdat_poisoned = id;
+	s->bdat_poison_why = why;
+}
+
 static void
 cmd_bdat(struct session *s, const char *arg, size_t len)
 {
@@ -1250,6 +1282,14 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 			goto syntax;
 		s->bdat_last = 1;
 	}
+	if (size == 0 && !s->bdat_last) {
+		/* Postfix's first check, in any state; the transaction is spoilt */
+		reply(s, R_NULL_BDAT);
+		s->errors++;
+		spoil_bdat(s, R_DISCARDED, "bdat_error");
+		command_event(s, "BDAT", s->cur, s->cur_len);
+		return;
+	}
 	s->bdat_refused = R_COUNT;
 	s->bdat_chunk = size;
 	if (s->bdat_poisoned != R_COUNT)
@@ -1259,7 +1299,7 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 	else if (!s->msg_open && open_message(s) < 0)
 		s->bdat_refused = R_QUEUE_WRITE;
 	else if (s->body_bytes + size > s->conf->max_size)
-		s->bdat_poisoned = R_CHUNK_TOO_BIG;
+		spoil_bdat(s, R_CHUNK_TOO_BIG, "too_big");
 	if (s->bdat_refused == R_COUNT)
 		s->bdat_seen = 1;
 	s->bdat_left = size;
@@ -1319,10 +1359,9 @@ session_bytes(struct session *s, const char *buf, size_t len)
 	if (s->bdat_refused != R_COUNT) {
 		reply(s, s->bdat_refused);
 		s->errors++;
-		if (s->bdat_refused == R_NO_RCPT) {
-			/* a transaction that has seen BDAT: no RCPT, and 551 for later chunks */
-			s->bdat_seen = 1;
-			s->bdat_poisoned = R_DISCARDED;
+		if (s->bdat_refused == R_NO_RCPT || s->bdat_refused == R_NEED_RCPT) {
+			/* a transaction that has seen BDAT: no MAIL or RCPT, 551 for chunks */
+			spoil_bdat(s, R_DISCARDED, "bdat_error");
 			if (s->bdat_last)
 				reset_transaction(s, NULL);
 		}
@@ -1331,12 +1370,12 @@ session_bytes(struct session *s, const char *buf, size_t len)
 		s->errors++;
 		if (s->bdat_last) {
 			command_event(s, "BDAT", s->bdat_arg, strlen(s->bdat_arg));
-			reset_transaction(s, "too_big");
+			reset_transaction(s, s->bdat_poison_why);
 			return;
 		}
 	} else if (s->bdat_last) {
 		/* XXX: Postfix counts the line end it adds to an unterminated message */
-		total = s->bdat_count + (s->bdat_count > 0 && s->last_byte == '\n' ? 0 : 2);
+		total = s->bdat_count + (s->bdat_count == 0 || s->last_byte == '\n' ? 0 : 2);
 		finish_message(s, total);
 	} else if (s->msg_failed) {
 		reply(s, s->msg_failed == MSG_FULL ? R_NO_STORAGE : R_QUEUE_WRITE);
@@ -1553,9 +1592,9 @@ struct credential {
 	int wellformed;
 };
 
-/* auth_event - one credential, the client's base64 and what it was told */
+/* auth_event - one credential, the client's base64 and what became of it */
 static void
-auth_event(struct session *s, const struct credential *c, int ok)
+auth_event(struct session *s, const struct credential *c, const char *result)
 {
 	struct event ev = event(EV_AUTH, 4);
 
@@ -1568,8 +1607,24 @@ auth_event(struct session *s, const struct credential *c, int ok)
 		fieldz(&ev, "CHALLENGE", s->conf->cram_challenge);
 	}
 	field(&ev, "RAW", s->auth_raw, s->auth_raw_len);
-	fieldz(&ev, "RESULT", ok ? "accepted" : "rejected");
+	fieldz(&ev, "RESULT", result);
 	emit(s, &ev);
+}
+
+/*
+ * auth_unfinished - a dialogue that ends without a verdict ("*", bad base64, a
+ * response over the limit, the end of the session) still logs what it gathered:
+ * at least the mechanism, and the AUTH LOGIN user name if one came.
+ */
+static void
+auth_unfinished(struct session *s, const char *result)
+{
+	struct credential c;
+
+	memset(&c, 0, sizeof(c));
+	if (s->auth == AUTH_LOGIN_PASS)
+		c.user = bytes(s->auth_user, s->auth_user_len);
+	auth_event(s, &c, result);
 }
 
 /* auth_stop - leave the dialogue with a reply; failures count as errors */
@@ -1578,6 +1633,7 @@ auth_stop(struct session *s, enum reply_id id)
 {
 	s->auth = AUTH_NONE;
 	s->state &= ~S_AUTH;
+	s->auth_resp_len = 0;
 	reply(s, id);
 	if (id == R_AUTH_OK)
 		s->authenticated = 1;
@@ -1585,10 +1641,12 @@ auth_stop(struct session *s, enum reply_id id)
 		s->errors++;
 }
 
-/* auth_abort - "*" or bad base64: an event for what was said, and Postfix's reply */
+/* auth_abort - "*" or bad base64: events for what was said, and Postfix's reply */
 static void
 auth_abort(struct session *s, enum reply_id id, const char *resp, size_t len)
 {
+	if (s->auth == AUTH_LOGIN_PASS)
+		auth_unfinished(s, "aborted");
 	auth_stop(s, id);
 	command_event(s, "AUTH", resp, len);
 }
@@ -1599,7 +1657,7 @@ auth_verdict(struct session *s, const struct credential *c)
 {
 	int ok = c->wellformed && s->conf->auth_accept;
 
-	auth_event(s, c, ok);
+	auth_event(s, c, ok ? "accepted" : "rejected");
 	if (ok)
 		s->login_len = bounded_copy(s->login, sizeof(s->login), c->user.p, c->user.len);
 	auth_stop(s, ok ? R_AUTH_OK : R_AUTH_FAILED);
@@ -1922,6 +1980,35 @@ command(struct session *s, const char *line, size_t len)
 	return error_limit(s);
 }
 
+/*
+ * auth_line - a response after a 334, gathered from the reader's pieces.  Postfix
+ * reads one of up to smtpd_sasl_response_limit bytes; at the limit it answers 500,
+ * drops the rest of the line and leaves the dialogue.
+ */
+static enum session_next
+auth_line(struct session *s, const char *line, size_t len, enum line_end end)
+{
+	size_t room = sizeof(s->auth_resp) - s->auth_resp_len;
+
+	if (len >= room) {
+		/* the first SASL_RESPONSE_MAX bytes are the evidence */
+		memcpy(s->auth_resp + s->auth_resp_len, line, room);
+		raw(s, s->auth_resp, sizeof(s->auth_resp));
+		auth_unfinished(s, "too_long");
+		auth_stop(s, R_AUTH_TOO_LONG);
+		s->skip_rest = end == LE_NONE;
+		return error_limit(s);
+	}
+	memcpy(s->auth_resp + s->auth_resp_len, line, len);
+	s->auth_resp_len += len;
+	if (end == LE_NONE)
+		return SN_CONTINUE;
+	len = s->auth_resp_len;
+	s->auth_resp_len = 0;
+	auth_response(s, s->auth_resp, len, 0);
+	return error_limit(s);
+}
+
 enum session_next
 session_line(struct session *s, const char *line, size_t len, enum line_end end)
 {
@@ -1932,15 +2019,22 @@ session_line(struct session *s, const char *line, size_t len, enum line_end end)
 	if (s->state & S_BDAT)
 		abort();	/* the shell must hand BDAT chunks to session_bytes() */
 	if (s->skip_rest) {
-		/* the tail of an over-long line: Postfix drops it */
-		s->skip_rest = end == LE_NONE;
-		return SN_CONTINUE;
+		/* the tail of an over-long line: Postfix drops it, then answers the head */
+		if (end == LE_NONE)
+			return SN_CONTINUE;
+		s->skip_rest = 0;
+		if (!s->held)
+			return SN_CONTINUE;
+		s->held = 0;
+		return command(s, s->head, s->head_len);
 	}
-	if (end == LE_NONE)
-		s->skip_rest = 1;
-	if (s->state & S_AUTH) {
-		auth_response(s, line, len, 0);
-		return error_limit(s);
+	if (s->state & S_AUTH)
+		return auth_line(s, line, len, end);
+	if (end == LE_NONE) {
+		/* no answer before the line ends: a client that leaves first gets none */
+		s->head_len = bounded_copy(s->head, sizeof(s->head), line, len);
+		s->held = s->skip_rest = 1;
+		return SN_CONTINUE;
 	}
 	return command(s, line, len);
 }
@@ -1962,6 +2056,17 @@ session_end(struct session *s, enum session_end why)
 	if (s->ended)
 		return;
 	s->ended = 1;
+	if (s->state & S_AUTH)
+		auth_unfinished(s, "incomplete");
+	if (s->held) {
+		/* a command line the session ended inside: unanswered, still evidence */
+		struct event cmd = event(EV_COMMAND, 6);
+
+		field(&cmd, "VALUE", s->head, s->head_len);
+		fieldz(&cmd, "REASON", "unterminated");
+		emit(s, &cmd);
+		s->held = 0;
+	}
 	/* XXX: Postfix has no session limits; its idle timeout's words serve for them */
 	if (why == END_TIMEOUT || why == END_SESSION_TIME || why == END_SESSION_BYTES)
 		reply(s, R_TIMEOUT, s->conf->hostname);

@@ -60,6 +60,9 @@ enum event_type {
 };
 
 #define EVENT_MAX_FIELDS 16
+/* The longest value an event keeps (the sink cuts longer ones): room for AUTH LOGIN's
+   two responses at Postfix's smtpd_sasl_response_limit (12288 bytes) each. */
+#define EVENT_VALUE_MAX 24576
 
 /* One field of an event: an upper-case name and length-delimited bytes. */
 struct field {

@@ -21,7 +21,6 @@
 #include "b64.h"
 #include "sink.h"
 
-#define FIELD_MAX	4096	/* bytes of one value kept; longer ones are cut */
 #define MESSAGE_MAX	1024	/* the readable MESSAGE line */
 #define NFIELDS		(EVENT_MAX_FIELDS + 12)
 #define JOURNAL_SOCKET	"/run/systemd/journal/socket"
@@ -102,8 +101,8 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 		ADD(ev->field[i].name, ev->field[i].val, ev->field[i].len);
 #undef ADD
 	for (i = 0; i < n; i++)
-		if (out[i].len > FIELD_MAX)
-			out[i].len = FIELD_MAX;
+		if (out[i].len > EVENT_VALUE_MAX)
+			out[i].len = EVENT_VALUE_MAX;
 	return n;
 }
 
@@ -111,7 +110,7 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 static int
 journal(const struct field *f, size_t n)
 {
-	static char buf[NFIELDS * (FIELD_MAX + 32)];
+	static char buf[NFIELDS * (EVENT_VALUE_MAX + 32)];
 	struct iovec iov[NFIELDS];
 	size_t i, used = 0;
 
@@ -134,7 +133,7 @@ journal(const struct field *f, size_t n)
 void
 sink_json_string(yajl_gen g, const char *key, const char *val, size_t len)
 {
-	static char b64[B64_ENCODED_LEN(FIELD_MAX) + 1];
+	static char b64[B64_ENCODED_LEN(EVENT_VALUE_MAX) + 1];
 	char lower[64], kb[80];
 	size_t i, kl = strlen(key);
 
@@ -148,7 +147,7 @@ sink_json_string(yajl_gen g, const char *key, const char *val, size_t len)
 		return;
 	/* not UTF-8: a readable stand-in, and the exact bytes beside it */
 	{
-		char safe[FIELD_MAX];
+		char safe[EVENT_VALUE_MAX];
 
 		for (i = 0; i < len; i++)
 			safe[i] = (unsigned char)val[i] < 0x80 ? val[i] : '?';
@@ -225,8 +224,9 @@ sink_event(void *ctx, const struct event *ev)
 	if (sk->journal) {
 		if (journal(f, n) >= 0)
 			delivered = 1;
-		else if (sk->fallback_fd >= 0 && json(sk->fallback_fd, f, n) == 0)
-			delivered = 1;
+		else if (sk->fallback_fd >= 0 && sk->fallback_fd != sk->json_fd &&
+		    json(sk->fallback_fd, f, n) == 0)
+			delivered = 1;	/* (the JSON sink below writes it once if it is the same) */
 	}
 	if (sk->json_fd >= 0 && json(sk->json_fd, f, n) == 0)
 		delivered = 1;

@@ -55,8 +55,25 @@ setup() {
 	assert_line -n 20 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
 	assert_line -n 21 $'235 2.7.0 Authentication successful\r'
 	assert_line -n 22 $'503 5.5.1 Error: already authenticated\r'
-	[ "$(event_field auth_attempt result 0)" = rejected ]
-	[ "$(event_field auth_attempt result 1)" = accepted ]
+	# before any user name, "*" and bad base64 are command events, not credentials
+	[ "$(events auth_attempt | jq -r .result | xargs)" = "rejected accepted" ]
+	[ "$(events command | jq -r 'select(.command == "AUTH") | .value' | head -2 | xargs)" = '* !!!' ]
+}
+
+@test "an AUTH LOGIN user name is kept when the dialogue is aborted or the client leaves" {
+	smtp "AUTH LOGIN" "$(printf admin | base64)" "*" "AUTH LOGIN $(printf root | base64)"
+	assert_line -n 3 $'501 5.7.0 Authentication aborted\r'
+	assert_line -n 4 $'334 UGFzc3dvcmQ6\r'
+	[ "$(events auth_attempt | jq -r '[.username, .result] | join(":")' | xargs)" = "admin:aborted root:incomplete" ]
+	[ "$(event_field disconnect reason)" = eof ]
+}
+
+@test "an AUTH response up to smtpd_sasl_response_limit is taken whole" {
+	pw=$(head -c 9213 /dev/zero | tr '\0' P)
+	smtp "AUTH LOGIN" "$(printf admin | base64)" "$(printf '%s' "$pw" | base64 -w0)" QUIT
+	assert_line -n 3 $'235 2.7.0 Authentication successful\r'
+	[ "$(event_field auth_attempt password)" = "$pw" ]
+	[ "$(event_field auth_attempt raw | wc -c)" -eq $((9 + 12284 + 1)) ]
 }
 
 @test "AUTH inside a mail transaction is refused, before the already-authenticated check" {

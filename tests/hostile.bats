@@ -35,10 +35,20 @@ gen() {
 	python3 -c "import sys; sys.stdout.buffer.write($1)" >"$IN"
 }
 
-@test "10 MB with no newline: one reply for the cut line, the rest skipped" {
+@test "10 MB with no newline: no reply (the line never ended), its head logged, the rest skipped" {
 	gen 'b"A" * 10_000_000'
-	attack '500 5.5.2 Error: command not recognized' command
+	attack '' command
+	[ "$(printf '%s' "$output" | grep -c '^[0-9][0-9][0-9] ')" -eq 1 ]	# the 220 alone
+	[ "$(event_field command reason)" = unterminated ]
+	[ "$(event_field command value | wc -c)" -eq $((2048 + 1)) ]
 	[ "$(event_field disconnect reason)" = eof ]
+}
+
+@test "10 MB with no newline, then a line end: one reply for the cut line" {
+	gen 'b"A" * 10_000_000 + b"\r\nQUIT\r\n"'
+	attack '500 5.5.2 Error: command not recognized' command
+	assert_line -n 1 $'500 5.5.2 Error: command not recognized\r'
+	[ "$(event_field disconnect reason)" = quit ]
 }
 
 @test "10 MB with no newline inside DATA is kept as a partial message" {
@@ -118,6 +128,16 @@ gen() {
 
 @test "CR-only lines run together into one command" {
 	gen 'b"EHLO x\rMAIL FROM:<a@b.c>\rRCPT TO:<x@y.z>\rQUIT\r"'
+	# no LF ever came: like Postfix, no answer; the line is kept as evidence
+	attack '' command
+	[ "$(printf '%s' "$output" | grep -c '^[0-9][0-9][0-9] ')" -eq 1 ]
+	[ "$(event_field command value)" = $'EHLO x\rMAIL FROM:<a@b.c>\rRCPT TO:<x@y.z>\rQUIT\r' ]
+	[ "$(event_field command reason)" = unterminated ]
+	[ "$(event_field disconnect reason)" = eof ]
+}
+
+@test "CR-only lines with a final LF run together into one command" {
+	gen 'b"EHLO x\rMAIL FROM:<a@b.c>\rQUIT\r\n"'
 	attack '250-omega-decky' ehlo
 	[ "$(event_field disconnect reason)" = eof ]
 }
@@ -180,11 +200,14 @@ gen() {
 	attack '535 5.7.8 Error: authentication failed: Invalid base64 data in initial response' command
 }
 
-@test "an over-long AUTH LOGIN answer is cut at the line limit" {
-	gen 'b"AUTH LOGIN\r\n" + b"QUFB" * 1250 + b"\r\ncGFzcw==\r\nQUIT\r\n"'
-	attack '334 UGFzc3dvcmQ6' auth_attempt
-	u=$(event_field auth_attempt username)
-	[ "${#u}" -le 1536 ]
+@test "an AUTH LOGIN answer over smtpd_sasl_response_limit gets 500, its first 12288 bytes logged" {
+	gen 'b"AUTH LOGIN\r\nYWRtaW4=\r\n" + b"QUFB" * 5000 + b"\r\nNOOP\r\nQUIT\r\n"'
+	attack '500 5.5.6 SASL response limit exceeded' auth_attempt
+	assert_line -n 3 $'500 5.5.6 SASL response limit exceeded\r'
+	assert_line -n 4 $'250 2.0.0 Ok\r'
+	[ "$(event_field auth_attempt result)" = too_long ]
+	[ "$(event_field auth_attempt username)" = admin ]
+	[ "$(event_field auth_attempt raw)" = "YWRtaW4= $(printf 'QUFB%.0s' $(seq 3072))" ]
 }
 
 @test "AUTH PLAIN of padding only" {
@@ -290,4 +313,13 @@ PY
 	SMTP_SESSION_BYTES=100000 attack '421 4.4.2 omega-decky Error: timeout exceeded' message_partial
 	[ "$(event_field disconnect reason)" = session_bytes ]
 	[ "$(event_field message_partial reason)" = session_bytes ]
+}
+
+@test "a spool write past the file size limit (RLIMIT_FSIZE) is Postfix's 451, not a crash" {
+	gen 'b"MAIL FROM:<a@b.c>\r\nRCPT TO:<x@y.z>\r\nDATA\r\n" + b"y" * 200000 + b"\r\n.\r\nQUIT\r\n"'
+	run bash -c 'ulimit -f 50; "$0" --log=json:"$1" <"$2"' "$DECKY" "$EVENTS" "$IN"
+	assert_success
+	assert_line $'451 4.3.0 Error: queue file write error\r'
+	[ "$(event_field message_partial reason)" = write_error ]
+	[ "$(event_field disconnect reason)" = quit ]
 }

@@ -6,8 +6,9 @@ load helper
 PAGE=$TOP/man/decky-smtpd.8
 
 @test "mandoc -T lint finds nothing in the man page" {
-	run mandoc -T lint -W warning "$PAGE"
-	assert_output ''
+	# style too, but not what mandoc says of this machine's mandoc.db
+	run mandoc -T lint -W style "$PAGE"
+	refute_output --partial "$PAGE:"
 }
 
 @test "every event type, field and disconnect reason in the code is in the man page" {
@@ -16,6 +17,8 @@ PAGE=$TOP/man/decky-smtpd.8
 		grep -oE '\[EV_[A-Z_]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
 		grep -ohE '(fieldz?|some|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
 		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
+		# message_partial, command and auth_attempt reasons and results
+		grep -ohE '(reset_transaction\(s|spoil_bdat\(s, R_[A-Z_]+|auth_unfinished\(s|fieldz\(&[a-z]+, "(REASON|RESULT)"), "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"$'
 		# disconnect reasons
 		grep -oE '\[END_[A-Z_]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
 	} | tr -d '"' | sort -u)

@@ -157,6 +157,18 @@ setup() {
 	SMTP_RECIPIENT_LIMIT=2 smtp "MAIL FROM:<a@b.c>" "RCPT TO:<1@x.y>" "RCPT TO:<2@x.y>" "RCPT TO:<3@x.y>" QUIT
 	assert_line -n 4 $'452 4.5.3 Error: too many recipients\r'
 	[ "$(events rcpt_to | wc -l)" -eq 2 ]
+	[ "$(events command | jq -r 'select(.command == "RCPT") | [.value, .reply] | join(" ")')" = "RCPT TO:<3@x.y> 452" ]
+}
+
+@test "queue ids are Postfix-shaped and never repeat in one process" {
+	lines=()
+	for i in $(seq 300); do lines+=("MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA "m $i" .); done
+	smtp "${lines[@]}" QUIT
+	ids=$(grep -o 'queued as [0-9A-F]*' <<<"$output" | cut -d' ' -f3)
+	[ "$(wc -l <<<"$ids")" -eq 300 ]
+	[ "$(sort -u <<<"$ids" | wc -l)" -eq 300 ]
+	# upper-case hex, 10 to 12 digits as Postfix's short ids (time and inode based)
+	[ -z "$(grep -vE '^[0-9A-F]{10,12}$' <<<"$ids")" ]
 }
 
 @test "a message larger than the size limit is refused after DATA, and kept as partial" {
