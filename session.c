@@ -375,7 +375,6 @@ printable(char *buf, size_t len)
 
 static void close_message(struct session *, const char *partial);
 
-/* reset_transaction - forget the envelope; a message still open is kept as partial */
 /*
  * reply_echo - a reply with client bytes where Postfix puts them (an address, a
  * parameter): bounded, and never able to break the CRLF framing
@@ -383,7 +382,7 @@ static void close_message(struct session *, const char *partial);
 static void
 reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
 {
-	char buf[ADDR_MAX];
+	char buf[SESSION_LINE_MAX + 1];	/* as much as Postfix quotes: the whole line */
 	size_t n = bounded_copy(buf, sizeof(buf), bytes, len);
 
 	/* cut short: not inside a UTF-8 sequence (the line was valid UTF-8) */
@@ -396,6 +395,7 @@ reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
 	reply(s, id, buf);
 }
 
+/* reset_transaction - forget the envelope; a message still open is kept as partial */
 static void
 reset_transaction(struct session *s, const char *why)
 {
@@ -1981,6 +1981,18 @@ command(struct session *s, const char *line, size_t len)
 }
 
 /*
+ * mend_cut - a line that the limit cut right after the first byte of a UTF-8
+ * sequence: that byte becomes '?'.  XXX: so Postfix takes it (no "bad UTF-8
+ * syntax") and echoes it; a cut after two or more bytes of one it refuses.
+ */
+static void
+mend_cut(char *p, size_t len)
+{
+	if (len > 0 && (unsigned char)p[len - 1] >= 0xc0)
+		p[len - 1] = '?';
+}
+
+/*
  * auth_line - a response after a 334, gathered from the reader's pieces.  Postfix
  * reads one of up to smtpd_sasl_response_limit bytes; at the limit it answers 500,
  * drops the rest of the line and leaves the dialogue.
@@ -2033,6 +2045,7 @@ session_line(struct session *s, const char *line, size_t len, enum line_end end)
 	if (end == LE_NONE) {
 		/* no answer before the line ends: a client that leaves first gets none */
 		s->head_len = bounded_copy(s->head, sizeof(s->head), line, len);
+		mend_cut(s->head, s->head_len);
 		s->held = s->skip_rest = 1;
 		return SN_CONTINUE;
 	}

@@ -180,7 +180,7 @@ void session_bytes(struct session *, const char *buf, size_t len);
  * of session_line() or session_bytes() adds less than SESSION_OUT_SLACK.
  */
 #define SESSION_OUT_MAX 4096
-#define SESSION_OUT_SLACK 2048
+#define SESSION_OUT_SLACK 4096
 
 /* Lines longer than this (line_length_limit) are handed over in LE_NONE pieces. */
 #define SESSION_LINE_MAX 2048
