@@ -30,6 +30,28 @@ attack() {
 	[ "$(events disconnect | wc -l)" -eq 1 ]
 }
 
+# metered - the sessions start_activated runs from now on run under /usr/bin/time
+metered() {
+	local w=$BATS_TEST_TMPDIR/metered
+	printf '#!/bin/sh\nexec /usr/bin/time -a -o %s -f "peak-rss %%M" %s "$@"\n' \
+	    "$BATS_TEST_TMPDIR/rss" "$DECKY" >"$w"
+	chmod +x "$w"
+	DECKY=$w
+}
+
+# served_ok - each metered session has ended within RSS_MAX, and no sanitizer spoke
+served_ok() {
+	local i r
+	for i in $(seq 100); do
+		[ -s "$BATS_TEST_TMPDIR/rss" ] && break
+		sleep 0.05
+	done
+	! grep -q 'Sanitizer\|runtime error' "$BATS_TEST_TMPDIR/activate.log"
+	r=$(sed -n 's/^peak-rss //p' "$BATS_TEST_TMPDIR/rss")
+	echo "peak RSS ${r} KiB"
+	[ -n "$r" ] && [ "$r" -le "$RSS_MAX" ]
+}
+
 # gen PYTHON-EXPR - write the bytes of a Python expression to $IN
 gen() {
 	python3 -c "import sys; sys.stdout.buffer.write($1)" >"$IN"
@@ -249,6 +271,7 @@ gen() {
 }
 
 @test "a client that never reads its replies is cut off" {
+	metered
 	SMTP_TIMEOUT=2 start_activated SMTP_TIMEOUT
 	run timeout 30 python3 - "$PORT" <<'PY'
 import socket, sys, time
@@ -267,9 +290,13 @@ PY
 	assert_success
 	wait_event disconnect
 	[[ "$(event_field disconnect reason)" =~ ^(timeout|write_error)$ ]]
+	# it was answered as long as it read: the first HELOs were
+	[ "$(events command | wc -l)" -eq 0 ] && [ "$(events ehlo | wc -l)" -ge 1 ]
+	served_ok
 }
 
 @test "a slow client, a byte a second, meets the session's wall time" {
+	metered
 	SMTP_TIMEOUT=2 SMTP_SESSION_TIME=3 start_activated SMTP_TIMEOUT SMTP_SESSION_TIME
 	run timeout 30 python3 - "$PORT" <<'PY'
 import socket, sys, time
@@ -298,6 +325,7 @@ PY
 	assert_output --partial '421 4.4.2 omega-decky Error: timeout exceeded'
 	wait_event disconnect
 	[ "$(event_field disconnect reason)" = session_time ]
+	served_ok
 }
 
 @test "failed logins count as errors: the 20th ends the session" {
