@@ -282,7 +282,7 @@ field(struct event *ev, const char *name, const char *val, size_t len)
 	if (ev->nfield >= EVENT_MAX_FIELDS)
 		abort();
 	ev->field[ev->nfield].name = name;
-	ev->field[ev->nfield].val = val;
+	ev->field[ev->nfield].val = val != NULL ? val : "";	/* an empty credential part */
 	ev->field[ev->nfield].len = len;
 	ev->nfield++;
 }
