@@ -53,7 +53,7 @@ enum reply_id {
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
 	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
-	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_VRFY, R_USER_UNKNOWN,
+	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_ETRN_INVALID, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
 
@@ -127,6 +127,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_AUTH_MECH] = "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
 	[R_AUTH_TOO_LONG] = "500 5.5.6 SASL response limit exceeded",
 	[R_NULL_BDAT] = "551 5.7.1 Null BDAT request",
+	[R_ETRN_INVALID] = "501 Error: invalid parameter syntax",
 	[R_MAIL_AFTER_BDAT] = "503 5.5.1 Error: MAIL after BDAT",
 	[R_VRFY] = "252 2.0.0 %s",
 	[R_USER_UNKNOWN] = "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
@@ -522,6 +523,16 @@ valid_hostname(const char *p, size_t len)
 		}
 	}
 	return non_numeric;
+}
+
+/* ascii - no byte above 0x7f */
+static int
+ascii(const char *p, size_t len)
+{
+	while (len-- > 0)
+		if ((unsigned char)*p++ >= 0x80)
+			return 0;
+	return 1;
 }
 
 /* valid_literal - "[1.2.3.4]" or "[IPv6:...]": an address literal (RFC 5321 4.1.3) */
@@ -1465,7 +1476,11 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 		/* "@domain" and "#domain" (RFC 1985 subdomains, queue names) lose the sign */
 		if (dlen > 1 && (dom[0] == '@' || dom[0] == '#'))
 			dom++, dlen--;
-		reply_echo(s, R_ETRN, dom, dlen);
+		/* a host name in ASCII (no IDNA here, unlike in addresses), or a literal */
+		if ((valid_hostname(dom, dlen) && ascii(dom, dlen)) || valid_literal(dom, dlen))
+			reply_echo(s, R_ETRN, dom, dlen);
+		else
+			reply(s, R_ETRN_INVALID);
 	}
 	s->errors++;
 	command_event(s, "ETRN", s->cur, s->cur_len);
