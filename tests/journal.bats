@@ -45,6 +45,11 @@ session_entries() {
 	[ "$(jq -r .BODY_BYTES <<<"$m")" = 20 ]
 	[[ "$(jq -r .MSG_ID <<<"$m")" =~ ^[0-9A-F]+$ ]]
 	[ -f "$(jq -r .SPOOL_FILE <<<"$m")" ]
+	[ -f "$(jq -r .META_FILE <<<"$m")" ]
+	[ "$(jq -r .RCPT_COUNT <<<"$m")" = 1 ]
+	[ "$(jq -r .HDR_SUBJECT <<<"$m")" = j ]
+	[ "$(jq -r .SHA256 <<<"$m")" = "$(sha256sum <"$(jq -r .SPOOL_FILE <<<"$m")" | cut -c1-64)" ]
+	[ "$(jq -r '.DST_PORT' <<<"$m")" = 0 ]
 	[ "$(jq -r 'select(.EVENT_TYPE == "command" and .COMMAND == "FOO") | .VALUE + "/" + .REPLY' <<<"$entries")" = "FOO bar/500" ]
 	[ "$(jq -r 'select(.EVENT_TYPE == "disconnect") | .REASON' <<<"$entries")" = quit ]
 }

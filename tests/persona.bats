@@ -64,6 +64,9 @@ JSON
 	SMTP_HOSTNAME=from-env run "$DECKY" --check-persona "$P" --size-limit=2000
 	assert_line --regexp '^hostname += from-env$'
 	assert_line --regexp '^size-limit += 2000$'
+	# SMTP_BANNER beats the file's banner too
+	SMTP_PERSONA=$P SMTP_BANNER="env banner" run "$DECKY" --log=json:"$EVENTS" < <(printf 'QUIT\r\n')
+	assert_line -n 0 $'220 env banner\r'
 }
 
 @test "a bad persona file at connection time logs persona_error and serves the defaults" {
