@@ -320,16 +320,31 @@ event(enum event_type type, int priority)
 	return ev;
 }
 
+/*
+ * command_why - a command event with a REASON; verb NULL for a line never answered
+ * (no COMMAND, no REPLY)
+ */
+static void
+command_why(struct session *s, const char *verb, const char *line, size_t len,
+    const char *why)
+{
+	struct event ev = event(EV_COMMAND, 6);
+
+	if (verb != NULL)
+		fieldz(&ev, "COMMAND", verb);
+	field(&ev, "VALUE", line, len);
+	if (verb != NULL)
+		fieldz(&ev, "REPLY", s->code);
+	if (why != NULL)
+		fieldz(&ev, "REASON", why);
+	emit(s, &ev);
+}
+
 /* command_event - a command that has no event of its own: what was said, what came back */
 static void
 command_event(struct session *s, const char *verb, const char *line, size_t len)
 {
-	struct event ev = event(EV_COMMAND, 6);
-
-	fieldz(&ev, "COMMAND", verb);
-	field(&ev, "VALUE", line, len);
-	fieldz(&ev, "REPLY", s->code);
-	emit(s, &ev);
+	command_why(s, verb, line, len, NULL);
 }
 
 /* --- helpers -------------------------------------------------------------------- */
@@ -935,15 +950,9 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		goto fail;
 	/* Postfix's 452 when the queue file system is short of space */
 	if (s->ops->msg_room != NULL && !s->ops->msg_room(s->ops->msg_ctx)) {
-		struct event ev = event(EV_COMMAND, 6);
-
 		reply(s, R_NO_STORAGE);
 		s->errors++;
-		fieldz(&ev, "COMMAND", "MAIL");
-		field(&ev, "VALUE", s->cur, s->cur_len);
-		fieldz(&ev, "REPLY", s->code);
-		fieldz(&ev, "REASON", "budget");
-		emit(s, &ev);
+		command_why(s, "MAIL", s->cur, s->cur_len, "budget");
 		return;
 	}
 	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
@@ -2088,11 +2097,7 @@ session_end(struct session *s, enum session_end why)
 		auth_unfinished(s, "incomplete");
 	if (s->held) {
 		/* a command line the session ended inside: unanswered, still evidence */
-		struct event cmd = event(EV_COMMAND, 6);
-
-		field(&cmd, "VALUE", s->head, s->head_len);
-		fieldz(&cmd, "REASON", "unterminated");
-		emit(s, &cmd);
+		command_why(s, NULL, s->head, s->head_len, "unterminated");
 		s->held = 0;
 	}
 	/* XXX: Postfix has no session limits; its idle timeout's words serve for them */

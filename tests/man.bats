@@ -18,7 +18,7 @@ PAGE=$TOP/man/decky-smtpd.8
 		grep -ohE '(fieldz?|some|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
 		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
 		# message_partial, command and auth_attempt reasons and results
-		grep -ohE '(reset_transaction\(s|spoil_bdat\(s, R_[A-Z_]+|auth_unfinished\(s|fieldz\(&[a-z]+, "(REASON|RESULT)"), "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"$'
+		grep -ohE '(reset_transaction\(s|spoil_bdat\(s, R_[A-Z_]+|auth_unfinished\(s|fieldz\(&[a-z]+, "(REASON|RESULT)"|command_why\(s, [^;]*), "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"$'
 		# disconnect reasons
 		grep -oE '\[END_[A-Z_]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
 	} | tr -d '"' | sort -u)
