@@ -28,8 +28,8 @@ PKG_LIBS = $(shell pkg-config --libs libsystemd yajl) $(SSL_LIBS)
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c
-HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c
+HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -135,9 +135,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c
+FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c rfc822.c
 
-build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h
+build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h
 	@tools/deps fuzz
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto

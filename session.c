@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "b64.h"
+#include "rfc822.h"
 #include "session.h"
 #include "utf8.h"
 
@@ -374,29 +375,33 @@ skip_space(const char **p, size_t *len)
 		(*p)++, (*len)--;
 }
 
-/* printable - make client bytes safe to put into a reply: no CR, LF or controls */
+/*
+ * blank_controls - control bytes become spaces, as Postfix's printable() makes them in
+ * the replies of its access checks (550 user unknown, 454 relay denied).  8-bit
+ * bytes here are valid UTF-8 (the line was checked): Postfix keeps them.
+ */
 static void
-printable(char *buf, size_t len)
+blank_controls(char *buf, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		/* 8-bit bytes here are valid UTF-8 (the line was checked): Postfix keeps them */
-		if (c < 0x20 || c == 0x7f)
-			buf[i] = '?';
-	}
+	for (i = 0; i < len; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = ' ';
 }
 
 static void close_message(struct session *, const char *partial);
 
+enum echo { AS_SENT, BLANKED };
+
 /*
  * reply_echo - a reply with client bytes where Postfix puts them (an address, a
- * parameter): bounded, and never able to break the CRLF framing
+ * parameter), bounded.  AS_SENT: the bytes as they came, as Postfix echoes its
+ * command arguments (a control byte, even a CR, is sent back; an LF cannot be in a
+ * line, nor a NUL in a command, so the CRLF framing holds); BLANKED: see above.
  */
 static void
-reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
+reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len, enum echo how)
 {
 	char buf[SESSION_LINE_MAX + 1];	/* as much as Postfix quotes: the whole line */
 	size_t n = bounded_copy(buf, sizeof(buf), bytes, len);
@@ -407,7 +412,8 @@ reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len)
 			n--;
 		buf[n] = '\0';
 	}
-	printable(buf, n);
+	if (how == BLANKED)
+		blank_controls(buf, n);
 	reply(s, id, buf);
 }
 
@@ -443,29 +449,31 @@ is_local_user(const char *name, size_t len)
 	return 0;
 }
 
-/* domain_at - the '@' before the domain: the last one outside a quoted local part */
+/*
+ * domain_at - the '@' before the domain of an address in internal form (the last),
+ * and the domain's length without one trailing dot, which Postfix's resolver drops
+ * (not from "a@b.." or "a@.")
+ */
 static const char *
-domain_at(const char *addr, size_t len)
+domain_at(const char *addr, size_t len, size_t *dlen)
 {
-	const char *at = NULL;
-	int quoted = 0;
-	size_t i;
+	size_t i = len;
 
-	for (i = 0; i < len; i++) {
-		if (addr[i] == '"')
-			quoted = !quoted;
-		else if (addr[i] == '@' && !quoted)
-			at = addr + i;
-	}
-	return at;
+	while (i > 0 && addr[i - 1] != '@')
+		i--;
+	if (i == 0)
+		return NULL;
+	*dlen = len - i;
+	if (*dlen > 1 && addr[len - 1] == '.' && addr[len - 2] != '.')
+		(*dlen)--;
+	return addr + i - 1;
 }
 
 static int
 is_local(const struct session *s, const char *addr, size_t len)
 {
-	const char *at = domain_at(addr, len);
-	const char *dom = at ? at + 1 : NULL;
-	size_t dlen = at ? (size_t)(addr + len - dom) : 0;
+	size_t dlen = 0;
+	const char *at = domain_at(addr, len, &dlen), *dom = at != NULL ? at + 1 : addr;
 
 	/*
 	 * mydestination = $myhostname, localhost; a bare user name is local, and so is
@@ -488,14 +496,12 @@ is_local(const struct session *s, const char *addr, size_t len)
 static int
 local_unknown(const struct session *s, const char *addr, size_t len)
 {
-	const char *at = domain_at(addr, len);
+	size_t dlen;
+	const char *at = domain_at(addr, len, &dlen), *plus;
 	size_t ulen = at ? (size_t)(at - addr) : len;
-	const char *plus;
 
 	if (!is_local(s, addr, len))
 		return 0;
-	if (ulen >= 2 && addr[0] == '"' && addr[ulen - 1] == '"')
-		addr++, ulen -= 2;
 	if (memchr(addr, '%', ulen) || memchr(addr, '!', ulen) || memchr(addr, '@', ulen))
 		return 0;
 	/* recipient_delimiter = + */
@@ -581,99 +587,137 @@ valid_literal(const char *p, size_t len)
 static int
 valid_domain(const char *addr, size_t len)
 {
-	const char *at = domain_at(addr, len);
+	size_t dlen;
+	const char *at = domain_at(addr, len, &dlen);
 
-	if (at == NULL)
-		return 1;
-	len = (size_t)(addr + len - at - 1);
-	/* one trailing dot is dropped, as Postfix's address parser drops it */
-	if (len > 1 && at[len] == '.')
-		len--;
-	return valid_hostname(at + 1, len) || valid_literal(at + 1, len);
+	return at == NULL || valid_hostname(at + 1, dlen) || valid_literal(at + 1, dlen);
 }
 
-/* --- address parsing (MAIL FROM / RCPT TO) ---------------------------------------- */
+/* --- arguments and addresses (MAIL FROM / RCPT TO / VRFY) --------------------- */
 
-struct path {
-	const char *addr;	/* without angle brackets */
-	size_t len;
-	const char *params;	/* ESMTP parameters, space separated */
-	size_t params_len;
-};
+enum { ARG_NONE, ARG_OK, ARG_OPEN };
 
 /*
- * parse_path - split "FROM:<addr> params" after the verb.  Returns 0, -1 for a
- * missing "FROM:"/"TO:" (syntax), -2 for a malformed address.
+ * close_quote - *p is just past an opening '"' or '<': move it past the byte that
+ * closes it.  Inside <...> a "..." or another <...> nests; a backslash protects the
+ * next byte.  0 if nothing closes it (*p is then at the end).
  */
 static int
-parse_path(const char *arg, size_t len, const char *key, struct path *p)
+close_quote(const char **p, const char *end, char open)
 {
-	size_t klen = strlen(key), i = 0, k;
-	int quoted = 0;
+	size_t depth = open == '<';
+	int quoted = open == '"';
 
-	while (i < len && is_space(arg[i]))
-		i++;
-	if (len - i < klen || strncasecmp(arg + i, key, klen) != 0)
-		return -1;
-	i += klen;
-	while (i < len && is_space(arg[i]))
-		i++;
-	if (i == len)
-		return -1;
-	if (arg[i] == '<') {
-		const char *end = memchr(arg + i, '>', len - i);
+	while (*p < end) {
+		char c = *(*p)++;
 
-		if (end == NULL)
-			return -2;
-		p->addr = arg + i + 1;
-		p->len = (size_t)(end - p->addr);
-		i = (size_t)(end - arg) + 1;
-		if (i < len && !is_space(arg[i]))
-			return -2;
-	} else {
-		p->addr = arg + i;
-		while (i < len && !is_space(arg[i]))
-			i++;
-		p->len = (size_t)(arg + i - p->addr);
-		/* XXX: a stray '>' after a bare address is dropped, as Postfix drops it */
-		if (p->len > 1 && p->addr[p->len - 1] == '>')
-			p->len--;
+		if (c == '\\') {
+			if (*p == end)
+				break;
+			(*p)++;
+		} else if (quoted) {
+			if (c == '"') {
+				quoted = 0;
+				if (depth == 0)
+					return 1;
+			}
+		} else if (c == '>') {
+			if (--depth == 0)
+				return 1;
+		} else if (c == '"') {
+			quoted = 1;
+		} else if (c == '<') {
+			depth++;
+		}
 	}
-	/* white space only inside a quoted local part ("a b"@c.d) */
-	for (k = 0; k < p->len; k++) {
-		if (p->addr[k] == '"')
-			quoted = !quoted;
-		else if ((is_space(p->addr[k]) && !quoted) || p->addr[k] == '<')
-			return -2;
-	}
-	if (!valid_domain(p->addr, p->len))
-		return -2;
-	while (i < len && is_space(arg[i]))
-		i++;
-	p->params = arg + i;
-	p->params_len = len - i;
 	return 0;
 }
 
-/* next_param - the next space-separated token of params; 0 when none is left */
+/*
+ * next_arg - the next argument of a command, split as Postfix's smtpd_token() splits
+ * one: at white space, except inside "..." and <...>, and after a backslash; "FROM:"
+ * and "TO:" end an argument of their own.  ARG_NONE when none is left; ARG_OPEN for
+ * a quote or bracket never closed (the argument runs to the end of the line).
+ */
 static int
-next_param(const char **params, size_t *left, const char **tok, size_t *tlen)
+next_arg(const char **args, size_t *left, const char **tok, size_t *tlen)
 {
-	const char *p = *params, *end = p + *left;
+	const char *p = *args, *end = p + *left;
+	int r = ARG_OK;
 
 	while (p < end && is_space(*p))
 		p++;
 	if (p == end)
-		return 0;
+		return ARG_NONE;
 	*tok = p;
-	while (p < end && !is_space(*p))
-		p++;
+	while (p < end && !is_space(*p)) {
+		char c = *p++;
+		size_t n = (size_t)(p - *tok);
+
+		if ((c == '"' || c == '<') && !close_quote(&p, end, c))
+			r = ARG_OPEN;
+		else if (c == '\\' && p < end)
+			p++;
+		else if (c == ':' && ((n == 3 && strncasecmp(*tok, "TO:", 3) == 0) ||
+		    (n == 5 && strncasecmp(*tok, "FROM:", 5) == 0)))
+			break;
+	}
 	*tlen = (size_t)(p - *tok);
 	*left = (size_t)(end - p);
-	*params = p;
-	return 1;
+	*args = p;
+	return r;
 }
 
+struct path {
+	const char *addr;	/* as sent, without a pair of outer angle brackets */
+	size_t len;
+	char internal[RFC822_TEXT_MAX + 2];	/* the address Postfix takes from it */
+	size_t ilen;
+	const char *params;	/* the ESMTP parameters, as sent */
+	size_t params_len;
+};
+
+/*
+ * read_address - the address of an argument as Postfix's extract_addr() reads it:
+ * one RFC 822 address (rfc822.c), not empty unless allowed, in a valid domain.
+ * 0 if Postfix refuses it ("Bad ... address syntax").
+ */
+static int
+read_address(const char *tok, size_t tlen, int allow_empty, struct path *p)
+{
+	int naddr = rfc822_address(tok, tlen, p->internal, sizeof(p->internal), &p->ilen);
+
+	p->addr = tok;
+	p->len = tlen;
+	if (tlen >= 2 && tok[0] == '<' && tok[tlen - 1] == '>')
+		p->addr++, p->len -= 2;
+	return naddr >= 0 && naddr <= 1 && (p->ilen > 0 || allow_empty) &&
+	    valid_domain(p->internal, p->ilen);
+}
+
+/*
+ * parse_path - "FROM:<addr> params" after the verb: the key as an argument of its
+ * own, then the address.  Returns 0, -1 for no key or no address (syntax), -2 for an
+ * address Postfix refuses.
+ */
+static int
+parse_path(const char *arg, size_t len, const char *key, struct path *p)
+{
+	const char *tok;
+	size_t tlen;
+	int r;
+
+	if (next_arg(&arg, &len, &tok, &tlen) == ARG_NONE || tlen != strlen(key) ||
+	    strncasecmp(tok, key, tlen) != 0 || (r = next_arg(&arg, &len, &tok, &tlen)) == ARG_NONE)
+		return -1;
+	/* the null sender, <> or an address that reads as none, only after FROM: */
+	if (r == ARG_OPEN || !read_address(tok, tlen, strcmp(key, "FROM:") == 0, p))
+		return -2;
+	skip_space(&arg, &len);
+	p->params = arg;
+	p->params_len = len;
+	return 0;
+}
 
 /* number - a decimal count: 0, -1 if it is not one, -2 if it exceeds an off_t */
 static int
@@ -795,7 +839,7 @@ static const struct param {
 static void
 unsupported(struct session *s, const char *tok, size_t tlen)
 {
-	reply_echo(s, R_UNSUPPORTED, tok, tlen);
+	reply_echo(s, R_UNSUPPORTED, tok, tlen, AS_SENT);
 }
 
 /*
@@ -808,7 +852,7 @@ esmtp_params(struct session *s, unsigned verb, const char *params, size_t left)
 	const char *tok;
 	size_t tlen, i;
 
-	while (next_param(&params, &left, &tok, &tlen)) {
+	while (next_arg(&params, &left, &tok, &tlen)) {
 		const char *eq = memchr(tok, '=', tlen);
 		size_t klen = eq ? (size_t)(eq - tok) : tlen;
 		const struct param *pm = NULL;
@@ -927,6 +971,9 @@ path_event(struct session *s, enum event_type type, const struct path *p)
 	struct event ev = event(type, 6);
 
 	field(&ev, "VALUE", p->addr, p->len);
+	/* what Postfix reads in it, where that is not what was sent: <Name <a@b>>, a(c)@b */
+	if (p->ilen != p->len || memcmp(p->internal, p->addr, p->len) != 0)
+		field(&ev, "ADDRESS", p->internal, p->ilen);
 	field(&ev, "PARAMS", p->params, p->params_len);
 	emit(s, &ev);
 }
@@ -983,20 +1030,16 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	if (esmtp_params(s, P_RCPT, p.params, p.params_len) < 0)
 		goto fail;
-	if (p.len == 0) {
-		reply(s, R_BAD_RCPT);
-		goto fail;
-	}
 	if (s->nrcpt >= s->conf->max_rcpt) {
 		/* XXX: not an error to Postfix */
 		reply(s, R_TOO_MANY_RCPT);
 		command_event(s, "RCPT", s->cur, s->cur_len);
 		return;
 	}
-	if (local_unknown(s, p.addr, p.len) ||
-	    (!s->conf->relay_open && !s->authenticated && !is_local(s, p.addr, p.len))) {
-		reply_echo(s, is_local(s, p.addr, p.len) ? R_USER_UNKNOWN : R_RELAY_DENIED,
-		    p.addr, p.len);
+	if (local_unknown(s, p.internal, p.ilen) || (!s->conf->relay_open &&
+	    !s->authenticated && !is_local(s, p.internal, p.ilen))) {
+		reply_echo(s, is_local(s, p.internal, p.ilen) ? R_USER_UNKNOWN : R_RELAY_DENIED,
+		    p.internal, p.ilen, BLANKED);
 		goto fail;
 	}
 	/* the recipient list of message_accepted: bounded, the count is exact */
@@ -1295,9 +1338,9 @@ cmd_bdat(struct session *s, const char *arg, size_t len)
 	unsigned long size;
 
 	s->bdat_last = 0;
-	if (!next_param(&params, &left, &tok, &tlen) || number(tok, tlen, &size) < 0)
+	if (!next_arg(&params, &left, &tok, &tlen) || number(tok, tlen, &size) < 0)
 		goto syntax;
-	if (next_param(&params, &left, &tok, &tlen)) {
+	if (next_arg(&params, &left, &tok, &tlen)) {
 		if (tlen != 4 || strncasecmp(tok, "LAST", 4) != 0 || !arg_empty(params, left))
 			goto syntax;
 		s->bdat_last = 1;
@@ -1436,35 +1479,38 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 	command_event(s, "QUIT", s->cur, s->cur_len);
 }
 
-/* cmd_vrfy - Postfix looks the user up in the local tables (disable_vrfy_command=no) */
+/*
+ * cmd_vrfy - Postfix looks the user up in the local tables (disable_vrfy_command=no).
+ * A last argument SMTPUTF8 is a parameter (alone, a syntax error); the others are
+ * joined with one space and read as one address.  252 echoes them as sent, 550 the address read.
+ */
 static void
 cmd_vrfy(struct session *s, const char *arg, size_t len)
 {
-	const char *params = arg, *a, *extra;
-	size_t left = len, alen, xlen;
+	char joined[2 * SESSION_LINE_MAX];	/* "TO:x" splits in two: longer than the line */
+	const char *tok;
+	size_t tlen, n = 0, last = 0, nargs = 0;
+	struct path p;
 
-	if (!next_param(&params, &left, &a, &alen)) {
+	while (next_arg(&arg, &len, &tok, &tlen) != ARG_NONE) {
+		if (nargs++ > 0 && n < sizeof(joined))
+			joined[n++] = ' ';
+		last = n;
+		n += bounded_copy(joined + n, sizeof(joined) - n, tok, tlen);
+	}
+	if (nargs > 0 && n - last == 8 && strncasecmp(joined + last, "SMTPUTF8", 8) == 0)
+		n = last > 0 ? last - 1 : 0, nargs--;
+	if (nargs == 0) {
 		reply(s, R_VRFY_SYNTAX);
 		s->errors++;
-	} else if ((next_param(&params, &left, &extra, &xlen) &&
-	    !(xlen == 8 && strncasecmp(extra, "SMTPUTF8", 8) == 0)) ||
-	    !arg_empty(params, left) || (alen == 2 && a[0] == '<' && a[1] == '>')) {
-		/* one address, and at most the SMTPUTF8 parameter */
+	} else if (!read_address(joined, n, 0, &p)) {
 		reply(s, R_BAD_RCPT);
 		s->errors++;
+	} else if (local_unknown(s, p.internal, p.ilen)) {
+		reply_echo(s, R_USER_UNKNOWN, p.internal, p.ilen, BLANKED);
+		s->errors++;
 	} else {
-		/* 252 echoes the address as given; 550 the one looked up, without <> */
-		const char *u = a;
-		size_t ulen = alen;
-
-		if (ulen >= 2 && u[0] == '<' && u[ulen - 1] == '>')
-			u++, ulen -= 2;
-		if (local_unknown(s, u, ulen)) {
-			reply_echo(s, R_USER_UNKNOWN, u, ulen);
-			s->errors++;
-		} else {
-			reply_echo(s, R_VRFY, a, alen);
-		}
+		reply_echo(s, R_VRFY, joined, n, AS_SENT);
 	}
 	command_event(s, "VRFY", s->cur, s->cur_len);
 }
@@ -1478,8 +1524,8 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 
 	if (s->state & S_TX) {
 		reply(s, R_ETRN_IN_TX);
-	} else if (!next_param(&params, &left, &dom, &dlen) ||
-	    next_param(&params, &left, &extra, &xlen)) {
+	} else if (!next_arg(&params, &left, &dom, &dlen) ||
+	    next_arg(&params, &left, &extra, &xlen)) {
 		reply(s, R_ETRN_SYNTAX);
 	} else {
 		/* "@domain" and "#domain" (RFC 1985 subdomains, queue names) lose the sign */
@@ -1487,7 +1533,7 @@ cmd_etrn(struct session *s, const char *arg, size_t len)
 			dom++, dlen--;
 		/* a host name in ASCII (no IDNA here, unlike in addresses), or a literal */
 		if ((valid_hostname(dom, dlen) && ascii(dom, dlen)) || valid_literal(dom, dlen))
-			reply_echo(s, R_ETRN, dom, dlen);
+			reply_echo(s, R_ETRN, dom, dlen, AS_SENT);
 		else
 			reply(s, R_ETRN_INVALID);
 	}
@@ -1795,7 +1841,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, R_AUTH_ALREADY);
 		goto fail;
 	}
-	if (!next_param(&params, &left, &mech, &mlen)) {
+	if (!next_arg(&params, &left, &mech, &mlen)) {
 		reply(s, R_AUTH_SYNTAX);
 		goto fail;
 	}
@@ -1810,7 +1856,7 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	s->auth_raw_len = 0;
 	s->state |= S_AUTH;
 	/* RFC 2195: CRAM-MD5 has no initial response; one sent is ignored */
-	if (next_param(&params, &left, &ir, &irlen) && !arg_empty(params, left)) {
+	if (next_arg(&params, &left, &ir, &irlen) && !arg_empty(params, left)) {
 		/* a mechanism and at most one initial response */
 		s->auth = AUTH_NONE;
 		s->state &= ~S_AUTH;

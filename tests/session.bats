@@ -61,6 +61,19 @@ setup() {
 	[ "$(event_field message_accepted rcpt_count)" = 3 ]
 }
 
+@test "an address Postfix reads differently from what was sent carries both, as VALUE and ADDRESS" {
+	smtp "EHLO x" "MAIL FROM:<(nobody)>" "RCPT TO:<Boss <ceo@corp.example>>" \
+	    "RCPT TO:<x(c)@y.z>" "RCPT TO:<plain@y.z>" QUIT
+	assert_line -n 13 $'250 2.1.0 Ok\r'
+	[ "$(event_field mail_from value)" = "(nobody)" ]
+	[ "$(events mail_from | jq -r '.address')" = "" ]
+	[ "$(events mail_from | jq 'has("address")')" = true ]
+	[ "$(event_field rcpt_to value)" = "Boss <ceo@corp.example>" ]
+	[ "$(event_field rcpt_to address)" = ceo@corp.example ]
+	[ "$(event_field rcpt_to address 1)" = x@y.z ]
+	[ "$(events rcpt_to | jq -s '.[2] | has("address")')" = false ]
+}
+
 @test "a dot-stuffed line is stored without its first dot" {
 	smtp "HELO x" "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA "..real dot" "...two" "." QUIT
 	f=$(event_field message_accepted spool_file)

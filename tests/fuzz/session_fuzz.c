@@ -277,9 +277,10 @@ check_delays(const char *out, size_t len)
 
 /*
  * check_output - after every call: the call added less than SESSION_OUT_SLACK bytes,
- * and what it added is whole reply lines: "NNN" then ' ' or '-', text with no control
- * byte (8-bit only as valid UTF-8, which Postfix echoes), CRLF.  At a flush (last
- * set) the final line of the batch may not be a continuation.
+ * and what it added is whole reply lines: "NNN" then ' ' or '-', text with no LF and
+ * no NUL (a CR or another control byte may come back in an echo, as Postfix sends
+ * it; 8-bit only as valid UTF-8), CRLF.  At a flush (last set) the final line of the
+ * batch may not be a continuation.
  */
 static void
 check_output(int last)
@@ -298,11 +299,12 @@ check_output(int last)
 		if (len - i < 6 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
 		    line[2] < '0' || line[2] > '9' || (line[3] != ' ' && line[3] != '-'))
 			abort();
-		for (n = 4; i + n < len && out[i + n] != '\r' && out[i + n] != '\n'; n++)
-			if ((unsigned char)out[i + n] < 0x20 || out[i + n] == 0x7f)
-				abort();	/* client bytes that break the framing */
-		if (len - i - n < 2 || out[i + n] != '\r' || out[i + n + 1] != '\n')
-			abort();	/* every reply line ends in CRLF */
+		for (n = 4; i + n < len && out[i + n] != '\n'; n++)
+			if (out[i + n] == '\0')
+				abort();	/* client bytes past a NUL Postfix never sees */
+		if (i + n == len || out[i + n - 1] != '\r')
+			abort();	/* every reply line ends in CRLF: no bare LF */
+		n--;
 		if (!utf8_valid((const unsigned char *)line + 4, n - 4))
 			abort();	/* 8-bit client bytes cut or made up */
 		i += n + 2;
