@@ -6,9 +6,12 @@
  * RFC 5321 one.  So white space between tokens vanishes (<x @y.z> is x@y.z), comments
  * vanish, "phrase <addr>" and "group: addr;" forms are understood, quotes and
  * backslashes come off, '[' opens a domain literal, and two words with no operator
- * between them begin a second address, which Postfix refuses.  Scanners tell a
- * honeypot from Postfix by exactly these answers; this file gives the same verdicts.
- * It reads nothing but its arguments and writes only into the caller's buffer.
+ * between them begin a second address, which Postfix refuses.  Its resolver
+ * (trivial-rewrite) then decides where the address goes: local domains come off,
+ * user%domain and domain!user route on, a quoted local part with routing in it is
+ * opened.  Scanners tell a honeypot from Postfix by exactly these answers; this file
+ * gives the same verdicts, from its own code.  It reads nothing but its arguments
+ * and writes only into the caller's buffer; its lists are bounded by the input.
  */
 #include <string.h>
 
@@ -17,19 +20,33 @@
 enum {
 	T_WORD = 256,	/* an atom or a quoted string: the same once internal */
 	T_LITERAL,	/* a [domain literal] */
+	T_COMMENT,	/* a (comment), kept only in the resolver's lists */
 };
 
 struct token {
 	unsigned short type;		/* an operator byte, T_WORD or T_LITERAL */
-	unsigned short off, len;	/* its text in the scan's text */
+	unsigned short off, len;	/* its text in the list's text */
+	unsigned char quoted;		/* a word that was (or needs) a quoted string */
 };
 
-/* Every token and every byte of text takes at least one byte of input. */
-struct scan {
-	struct token tok[RFC822_TEXT_MAX];
-	char text[RFC822_TEXT_MAX];
+/*
+ * A token list.  Every token and text byte of a scan takes at least one byte of
+ * input; the resolver adds a host name and a few tokens, and re-scans a local part
+ * at most once an iteration: past the room it gives up on the address.
+ */
+#define LIST_MAX	(RFC822_TEXT_MAX + 512)
+
+struct list {
+	struct token tok[LIST_MAX];
+	char text[2 * RFC822_TEXT_MAX + 512];
 	int ntok;
 	size_t tlen;
+	int full;
+	/*
+	 * The resolver's lists are as Postfix's tok822_scan_addr() makes them: comments
+	 * stay, and two words in a row are internalized with a space between.
+	 */
+	int flat;
 };
 
 /* is_blank - what separates tokens; \v and \f are ordinary bytes to Postfix here */
@@ -46,13 +63,41 @@ is_op(char c)
 	return c != '\0' && strchr("|%!()<>@,;:\\\".[]", c) != NULL;
 }
 
+/* add_text - one byte of token text */
+static void
+add_text(struct list *l, char c)
+{
+	if (l->tlen < sizeof(l->text))
+		l->text[l->tlen++] = c;
+	else
+		l->full = 1;
+}
+
+/* add - a new token, its text to come; NULL when the list is full */
+static struct token *
+add(struct list *l, int type)
+{
+	struct token *t;
+
+	if (l->ntok == LIST_MAX) {
+		l->full = 1;
+		return NULL;
+	}
+	t = &l->tok[l->ntok++];
+	t->type = (unsigned short)type;
+	t->quoted = 0;
+	t->off = (unsigned short)l->tlen;
+	t->len = 0;
+	return t;
+}
+
 /*
  * collect - the text of a word from p[*i] on: up to the byte close, or for an atom
  * (close 0) up to white space or an operator.  A backslash passes the next byte as
  * it is; white space becomes a space.
  */
 static void
-collect(struct scan *sc, const char *p, size_t n, size_t *i, char close)
+collect(struct list *l, const char *p, size_t n, size_t *i, char close)
 {
 	for (; *i < n; (*i)++) {
 		char c = p[*i];
@@ -64,7 +109,7 @@ collect(struct scan *sc, const char *p, size_t n, size_t *i, char close)
 		} else if (close != '\0' ? c == close : (is_blank(c) || is_op(c))) {
 			break;
 		}
-		sc->text[sc->tlen++] = is_blank(c) ? ' ' : c;
+		add_text(l, is_blank(c) ? ' ' : c);
 	}
 }
 
@@ -88,17 +133,31 @@ skip_comment(const char *p, size_t n, size_t i)
 }
 
 /*
- * scan - p[0..n) as tokens.  Comments are dropped here: Postfix moves them out of
- * every address, and they never change how the rest is grouped.
+ * needs_quotes - what makes an atom a quoted string once it is scanned: a
+ * control byte, a space or an operator (all three only by way of a backslash)
+ */
+static int
+needs_quotes(const char *p, size_t n)
+{
+	while (n-- > 0) {
+		unsigned char c = (unsigned char)*p++;
+
+		if (c < 0x20 || c == 0x7f || c == ' ' || is_op((char)c))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * scan - append p[0..n) to the list as tokens.  Comments are dropped here: Postfix
+ * moves them out of every address, and they never change how the rest is grouped.
  */
 static void
-scan(struct scan *sc, const char *p, size_t n)
+scan(struct list *l, const char *p, size_t n)
 {
 	size_t i = 0;
 
-	sc->ntok = 0;
-	sc->tlen = 0;
-	while (i < n) {
+	while (i < n && !l->full) {
 		char c = p[i];
 		struct token *t;
 
@@ -107,25 +166,33 @@ scan(struct scan *sc, const char *p, size_t n)
 			continue;
 		}
 		if (c == '(') {
+			size_t from = i;
+
 			i = skip_comment(p, n, i + 1);
+			if (l->flat && (t = add(l, T_COMMENT)) != NULL) {
+				while (from < i)
+					add_text(l, p[from++]);
+				t->len = (unsigned short)(l->tlen - t->off);
+			}
 			continue;
 		}
-		t = &sc->tok[sc->ntok++];
-		t->off = (unsigned short)sc->tlen;
+		if (c != '\\' && c != '"' && c != '[' && is_op(c)) {
+			if (add(l, (unsigned char)c) != NULL)
+				i++;
+			continue;
+		}
+		if ((t = add(l, c == '[' ? T_LITERAL : T_WORD)) == NULL)
+			break;
 		if (c == '"' || c == '[') {
-			t->type = c == '"' ? T_WORD : T_LITERAL;
 			i++;
-			collect(sc, p, n, &i, c == '"' ? '"' : ']');
+			collect(l, p, n, &i, c == '"' ? '"' : ']');
 			if (i < n)
 				i++;	/* the closing byte; none at the end is no error */
-		} else if (c != '\\' && is_op(c)) {
-			t->type = (unsigned char)c;
-			i++;
 		} else {
-			t->type = T_WORD;
-			collect(sc, p, n, &i, '\0');
+			collect(l, p, n, &i, '\0');
 		}
-		t->len = (unsigned short)(sc->tlen - t->off);
+		t->len = (unsigned short)(l->tlen - t->off);
+		t->quoted = c == '"' || (c != '[' && needs_quotes(l->text + t->off, t->len));
 	}
 }
 
@@ -155,7 +222,7 @@ enum { WANT_WORD = 1, IN_GROUP = 2 };
  * before a ';' opens a group whose name is none.
  */
 static void
-parse(const struct scan *sc, struct found *f)
+parse(const struct list *sc, struct found *f)
 {
 	int i = sc->ntok - 1, right = sc->ntok, state = WANT_WORD;
 
@@ -206,23 +273,44 @@ parse(const struct scan *sc, struct found *f)
 	group(f, 0, right);
 }
 
-static void
-put(char *out, size_t size, size_t *n, const char *p, size_t len)
+/*
+ * internal - tokens t[0..n) in internal form: no quotes, and no spaces between
+ * unless the list is flat
+ */
+static size_t
+internal(const struct list *l, const struct token *t, int n, char *out, size_t size)
 {
-	if (len > size - 1 - *n)
-		len = size - 1 - *n;
-	memcpy(out + *n, p, len);
-	*n += len;
+	size_t len = 0;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		const char *p = t[i].type >= T_WORD ? l->text + t[i].off : NULL;
+		size_t k = p != NULL ? t[i].len : 1;
+
+		if (len + k + 3 >= size)
+			break;
+		if (l->flat && i > 0 && t[i].type >= T_WORD && t[i - 1].type >= T_WORD)
+			out[len++] = ' ';
+		if (t[i].type == T_LITERAL)
+			out[len++] = '[';
+		if (p != NULL)
+			memcpy(out + len, p, k);
+		else
+			out[len] = (char)t[i].type;
+		len += k;
+		if (t[i].type == T_LITERAL)
+			out[len++] = ']';
+	}
+	out[len] = '\0';
+	return len;
 }
 
 int
 rfc822_address(const char *text, size_t len, char *out, size_t size, size_t *outlen)
 {
-	struct scan sc;
+	struct list l;
 	struct found f;
 	const char *colon;
-	size_t n = 0;
-	int i;
 
 	if (len > RFC822_TEXT_MAX)
 		return -1;
@@ -233,22 +321,246 @@ rfc822_address(const char *text, size_t len, char *out, size_t size, size_t *out
 		len -= (size_t)(colon + 1 - text);
 		text = colon + 1;
 	}
-	scan(&sc, text, len);
-	parse(&sc, &f);
-	for (i = f.lo; i < f.hi; i++) {
-		const struct token *t = &sc.tok[i];
-		char c = (char)t->type;
-
-		if (t->type == T_LITERAL)
-			put(out, size, &n, "[", 1);
-		if (t->type >= T_WORD)
-			put(out, size, &n, sc.text + t->off, t->len);
-		else
-			put(out, size, &n, &c, 1);
-		if (t->type == T_LITERAL)
-			put(out, size, &n, "]", 1);
-	}
-	out[n] = '\0';
-	*outlen = n;
+	l.ntok = 0;
+	l.tlen = 0;
+	l.full = l.flat = 0;
+	scan(&l, text, len);
+	parse(&l, &f);
+	*outlen = internal(&l, l.tok + f.lo, f.hi - f.lo, out, size);
 	return f.naddr;
+}
+
+/* --- the resolver --------------------------------------------------------------- */
+
+/* find - the first (last if from_end) token of this type, or -1 */
+static int
+find(const struct list *l, int type, int from_end)
+{
+	int i;
+
+	for (i = 0; i < l->ntok; i++) {
+		int k = from_end ? l->ntok - 1 - i : i;
+
+		if (l->tok[k].type == type)
+			return k;
+	}
+	return -1;
+}
+
+/* dot_string - is this local part an RFC 822 dot-atom (else Postfix quotes it)? */
+static int
+dot_string(const char *p, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || p[0] == '.' || p[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c == '.' && i + 1 < n && p[i + 1] == '.') || c == ' ' || c < 0x20 ||
+		    c == 0x7f || strchr("()<>@,;:\\\"[]", c) != NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * load - an address in internal form as Postfix's resolver takes it up: its local
+ * part put in quotes when it is no dot-atom (quote_822_local), then all scanned as
+ * one string, so that a bracket in a source route may reach into the local part
+ */
+static void
+load(struct list *l, const char *addr, size_t len)
+{
+	char buf[2 * RFC822_TEXT_MAX + 4];
+	const char *at = addr + len, *start = addr, *colon;
+	size_t n = 0;
+
+	if (len > 0 && addr[0] == '@' && (colon = memchr(addr, ':', len)) != NULL)
+		start = colon + 1;
+	while (at > start && at[-1] != '@')
+		at--;
+	if (at == start)
+		at = addr + len;	/* no '@': all local part */
+	else
+		at--;
+	if (len > RFC822_TEXT_MAX) {
+		l->full = 1;
+		return;
+	}
+	memcpy(buf, addr, (size_t)(start - addr));
+	n = (size_t)(start - addr);
+	if (dot_string(start, (size_t)(at - start))) {
+		memcpy(buf + n, start, (size_t)(at - start));
+		n += (size_t)(at - start);
+	} else {
+		buf[n++] = '"';
+		for (; start < at; start++) {
+			if (*start == '"' || *start == '\\' || *start == '\r')
+				buf[n++] = '\\';
+			buf[n++] = *start;
+		}
+		buf[n++] = '"';
+	}
+	memcpy(buf + n, at, (size_t)(addr + len - at));
+	n += (size_t)(addr + len - at);
+	scan(l, buf, n);
+}
+
+/* drop_dot - a trailing dot of the domain goes, but not from "..", "@." or no '@' */
+static void
+drop_dot(struct list *l)
+{
+	int n = l->ntok;
+
+	if (n >= 2 && l->tok[n - 1].type == '.' && find(l, '@', 1) >= 0 &&
+	    l->tok[n - 2].type != '.' && l->tok[n - 2].type != '@')
+		l->ntok--;
+}
+
+static void
+reverse(struct token *t, int n)
+{
+	int i;
+
+	for (i = 0; i < n / 2; i++) {
+		struct token x = t[i];
+
+		t[i] = t[n - 1 - i];
+		t[n - 1 - i] = x;
+	}
+}
+
+/*
+ * rewrite - Postfix's canonical rewriting (the "local" rule set): source route off;
+ * without '@', domain!user becomes user@domain, else user%domain user@domain, else
+ * user@origin; then one trailing dot off the domain
+ */
+static void
+rewrite(struct list *l, const char *origin)
+{
+	int colon, bang, pct;
+
+	if (l->ntok == 0)
+		return;
+	if (l->ntok == 1 && l->tok[0].type == '@') {
+		l->ntok = 0;
+		return;
+	}
+	if (l->tok[0].type == '@' && (colon = find(l, ':', 0)) >= 0 && colon != l->ntok - 1) {
+		memmove(l->tok, l->tok + colon + 1, (size_t)(l->ntok - colon - 1) * sizeof(l->tok[0]));
+		l->ntok -= colon + 1;
+	}
+	if (find(l, '@', 1) < 0) {
+		if ((bang = find(l, '!', 0)) >= 0) {
+			/* site ! user: reversed whole, then each part back: user ! site */
+			reverse(l->tok, l->ntok);
+			bang = l->ntok - 1 - bang;
+			reverse(l->tok, bang);
+			reverse(l->tok + bang + 1, l->ntok - bang - 1);
+			l->tok[bang].type = '@';
+		} else if ((pct = find(l, '%', 1)) >= 0) {
+			l->tok[pct].type = '@';
+		} else if (add(l, '@') != NULL) {
+			scan(l, origin, strlen(origin));
+		}
+	}
+	drop_dot(l);
+}
+
+/* last_of - the last byte of text[0..n) that is c, or NULL */
+static char *
+last_of(char *text, size_t n, char c)
+{
+	while (n > 0)
+		if (text[--n] == c)
+			return text + n;
+	return NULL;
+}
+
+int
+rfc822_resolve(const char *addr, size_t len, const char *origin,
+    int (*local)(const void *, const char *, size_t), const void *ctx,
+    char *out, size_t size, size_t *outlen)
+{
+	struct list l;
+	struct token saved[LIST_MAX];
+	int nsaved = 0, at, remote = 0, loops;
+	char buf[RFC822_TEXT_MAX + 2];
+	size_t n;
+
+	/*
+	 * smtpd has the address rewritten to canonical form (rewrite_clnt_internal)
+	 * before it asks for it to be resolved: one round of rewrite() first
+	 */
+	l.ntok = 0;
+	l.tlen = 0;
+	l.full = 0;
+	l.flat = 1;
+	load(&l, addr, len);
+	rewrite(&l, origin);
+	n = internal(&l, l.tok, l.ntok, buf, sizeof(buf));
+	l.ntok = 0;
+	l.tlen = 0;
+	load(&l, buf, n);
+	for (loops = 0; loops <= (int)len + 100 && !l.full; loops++) {
+		drop_dot(&l);
+		/* a local domain comes off (kept for later); a remote one ends the search */
+		if ((at = find(&l, '@', 1)) >= 0) {
+			if (at + 1 < l.ntok) {
+				n = internal(&l, l.tok + at + 1, l.ntok - at - 1, buf, sizeof(buf));
+				if (!local(ctx, buf, n)) {
+					remote = 1;
+					break;
+				}
+			}
+			nsaved = l.ntok - at;
+			memcpy(saved, l.tok + at, (size_t)nsaved * sizeof(saved[0]));
+			l.ntok = at;
+		}
+		if (find(&l, '@', 1) >= 0 || find(&l, '!', 0) >= 0 || find(&l, '%', 0) >= 0) {
+			rewrite(&l, origin);
+			continue;
+		}
+		/* a quoted local part with routing in it is opened (resolve_dequoted_address) */
+		if (l.ntok == 1 && l.tok[0].quoted) {
+			struct token t = l.tok[0];
+			char *text = l.text + t.off, *op;
+
+			if ((op = last_of(text, t.len, '@')) == NULL &&
+			    (op = last_of(text, t.len, '%')) == NULL)
+				op = last_of(text, t.len, '!');
+			if (op != NULL) {
+				if (*op == '%')
+					*op = '@';
+				n = internal(&l, &t, 1, buf, sizeof(buf));
+				l.ntok = 0;
+				if (*op == '@')
+					load(&l, buf, n);
+				else
+					scan(&l, buf, n);
+				rewrite(&l, origin);
+				continue;
+			}
+		}
+		/* an empty local part is the mailer daemon's */
+		if (l.ntok == 1 && l.tok[0].quoted && l.tok[0].len == 0)
+			l.ntok = 0;
+		if (l.ntok == 0)
+			scan(&l, "MAILER-DAEMON", 13);
+		break;
+	}
+	if (!remote) {
+		if (nsaved > 0 && l.ntok + nsaved <= LIST_MAX) {
+			memcpy(l.tok + l.ntok, saved, (size_t)nsaved * sizeof(saved[0]));
+			l.ntok += nsaved;
+		} else if (nsaved == 0 && add(&l, '@') != NULL) {
+			scan(&l, origin, strlen(origin));
+		}
+	}
+	*outlen = internal(&l, l.tok, l.ntok, out, size);
+	if (l.full)
+		return RFC822_ERROR;
+	return remote ? RFC822_REMOTE : RFC822_LOCAL;
 }

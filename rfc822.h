@@ -18,4 +18,21 @@
  */
 int rfc822_address(const char *text, size_t len, char *out, size_t size, size_t *outlen);
 
+/* What Postfix's resolver makes of an address: */
+enum { RFC822_ERROR = -1, RFC822_REMOTE, RFC822_LOCAL };
+
+/*
+ * rfc822_resolve - an address in internal form (as rfc822_address gives it) as
+ * Postfix's trivial-rewrite resolves it: local domains (those local() says so of)
+ * come off, user%domain and domain!user become user@domain, a quoted local part
+ * with routing in it is opened, a bare user gets @myhostname (also Postfix's
+ * myorigin here).  The result,
+ * user@domain, goes to out like rfc822_address's; RFC822_LOCAL if it stayed in a
+ * local domain, RFC822_REMOTE if not, RFC822_ERROR if it grew past all room.  The
+ * caller checks the domain (Postfix refuses one that is no host name or literal).
+ */
+int rfc822_resolve(const char *addr, size_t len, const char *myhostname,
+    int (*local)(const void *ctx, const char *domain, size_t len), const void *ctx,
+    char *out, size_t size, size_t *outlen);
+
 #endif

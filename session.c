@@ -147,7 +147,7 @@ static const char *const local_users[] = {
 	"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
 	"uucp", "proxy", "www-data", "backup", "list", "irc", "_apt", "nobody",
 	"systemd-network", "systemd-timesync", "messagebus", "postfix", "postmaster",
-	"mailer-daemon", "dovecot", "dovenull",
+	"dovecot", "dovenull",
 };
 
 enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_CRAM };
@@ -207,6 +207,7 @@ struct session {
 	char rcpts[RCPT_LIST_MAX];
 	size_t rcpts_len;
 	unsigned nrcpt;
+	int smtputf8;			/* MAIL FROM said SMTPUTF8: non-ASCII domains pass */
 	int bdat_seen;
 
 	/* the message being received */
@@ -429,6 +430,7 @@ reset_transaction(struct session *s, const char *why)
 	s->rcpts_len = 0;
 	s->rcpts[0] = '\0';
 	s->nrcpt = 0;
+	s->smtputf8 = 0;
 	s->bdat_seen = 0;
 	s->bdat_poisoned = R_COUNT;
 	s->bdat_count = 0;
@@ -450,64 +452,21 @@ is_local_user(const char *name, size_t len)
 }
 
 /*
- * domain_at - the '@' before the domain of an address in internal form (the last),
- * and the domain's length without one trailing dot, which Postfix's resolver drops
- * (not from "a@b.." or "a@.")
+ * local_domain - mydestination = $myhostname, localhost, and the address literal of
+ * the address the client reached (inet_interfaces); one trailing dot is ignored
  */
-static const char *
-domain_at(const char *addr, size_t len, size_t *dlen)
-{
-	size_t i = len;
-
-	while (i > 0 && addr[i - 1] != '@')
-		i--;
-	if (i == 0)
-		return NULL;
-	*dlen = len - i;
-	if (*dlen > 1 && addr[len - 1] == '.' && addr[len - 2] != '.')
-		(*dlen)--;
-	return addr + i - 1;
-}
-
 static int
-is_local(const struct session *s, const char *addr, size_t len)
+local_domain(const void *ctx, const char *dom, size_t dlen)
 {
-	size_t dlen = 0;
-	const char *at = domain_at(addr, len, &dlen), *dom = at != NULL ? at + 1 : addr;
+	const struct session *s = ctx;
 
-	/*
-	 * mydestination = $myhostname, localhost; a bare user name is local, and so is
-	 * an address literal of the address the client reached
-	 */
-	return at == NULL || (dlen == strlen(s->conf->hostname) &&
-	    strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
+	if (dlen > 1 && dom[dlen - 1] == '.')
+		dlen--;
+	return (dlen == strlen(s->conf->hostname) && strncasecmp(dom, s->conf->hostname, dlen) == 0) ||
 	    (dlen == 9 && strncasecmp(dom, "localhost", 9) == 0) ||
 	    (s->conf->local_addr != NULL && dlen == strlen(s->conf->local_addr) + 2 &&
 	    dom[0] == '[' && dom[dlen - 1] == ']' &&
 	    strncmp(dom + 1, s->conf->local_addr, dlen - 2) == 0);
-}
-
-/*
- * local_unknown - is addr in a local domain ($myhostname, localhost) and not a local
- * user?  Postfix rejects such recipients (local_recipient_maps).  A local part that
- * routes on (user%domain, domain!user, "user@domain") is rewritten by Postfix
- * (allow_percent_hack, swap_bangpath) into a remote address: no local lookup.
- */
-static int
-local_unknown(const struct session *s, const char *addr, size_t len)
-{
-	size_t dlen;
-	const char *at = domain_at(addr, len, &dlen), *plus;
-	size_t ulen = at ? (size_t)(at - addr) : len;
-
-	if (!is_local(s, addr, len))
-		return 0;
-	if (memchr(addr, '%', ulen) || memchr(addr, '!', ulen) || memchr(addr, '@', ulen))
-		return 0;
-	/* recipient_delimiter = + */
-	if ((plus = memchr(addr, '+', ulen)) != NULL)
-		ulen = (size_t)(plus - addr);
-	return ulen > 0 && !is_local_user(addr, ulen);
 }
 
 /*
@@ -546,16 +505,6 @@ valid_hostname(const char *p, size_t len)
 	return non_numeric;
 }
 
-/* ascii - no byte above 0x7f */
-static int
-ascii(const char *p, size_t len)
-{
-	while (len-- > 0)
-		if ((unsigned char)*p++ >= 0x80)
-			return 0;
-	return 1;
-}
-
 /* valid_literal - "[1.2.3.4]" or "[IPv6:...]": an address literal (RFC 5321 4.1.3) */
 static int
 valid_literal(const char *p, size_t len)
@@ -581,16 +530,6 @@ valid_literal(const char *p, size_t len)
 		len -= n + (i < 3);
 	}
 	return 1;
-}
-
-/* valid_domain - the part after the last '@', if any, must be a host or a literal */
-static int
-valid_domain(const char *addr, size_t len)
-{
-	size_t dlen;
-	const char *at = domain_at(addr, len, &dlen);
-
-	return at == NULL || valid_hostname(at + 1, dlen) || valid_literal(at + 1, dlen);
 }
 
 /* --- arguments and addresses (MAIL FROM / RCPT TO / VRFY) --------------------- */
@@ -673,26 +612,109 @@ struct path {
 	size_t len;
 	char internal[RFC822_TEXT_MAX + 2];	/* the address Postfix takes from it */
 	size_t ilen;
+	char resolved[RFC822_TEXT_MAX + 2];	/* where its resolver sends that: user@domain */
+	size_t rlen;
+	int where;		/* RFC822_LOCAL or RFC822_REMOTE */
 	const char *params;	/* the ESMTP parameters, as sent */
 	size_t params_len;
 };
 
 /*
- * read_address - the address of an argument as Postfix's extract_addr() reads it:
- * one RFC 822 address (rfc822.c), not empty unless allowed, in a valid domain.
- * 0 if Postfix refuses it ("Bad ... address syntax").
+ * resolve - where Postfix's resolver sends p->internal (rfc822.c); RFC822_ERROR
+ * also when the domain it ends in is no host name or address literal
  */
 static int
-read_address(const char *tok, size_t tlen, int allow_empty, struct path *p)
+resolve(const struct session *s, struct path *p)
+{
+	int r = rfc822_resolve(p->internal, p->ilen, s->conf->hostname, local_domain, s,
+	    p->resolved, sizeof(p->resolved), &p->rlen);
+	size_t at = p->rlen, dlen;
+	const char *dom;
+
+	while (at > 0 && p->resolved[at - 1] != '@')
+		at--;
+	/* nor may it start with '-' (allow_min_user = no) */
+	if (r == RFC822_ERROR || at == 0 || p->resolved[0] == '-')
+		return RFC822_ERROR;
+	dom = p->resolved + at;
+	dlen = p->rlen - at;
+	if (dlen > 0 && dom[0] == '[' ? !valid_literal(dom, dlen) : !valid_hostname(dom, dlen))
+		return RFC822_ERROR;
+	return r;
+}
+
+/* ascii - no byte above 0x7f */
+static int
+ascii(const char *p, size_t len)
+{
+	while (len-- > 0)
+		if ((unsigned char)*p++ >= 0x80)
+			return 0;
+	return 1;
+}
+
+/*
+ * unknown_user - a local address whose user is in no local table (Postfix's
+ * local_recipient_maps); what follows a '+' is an extension (recipient_delimiter)
+ */
+static int
+unknown_user(const struct path *p)
+{
+	static const char *const always[] = { "postmaster", "MAILER-DAEMON", "double-bounce" };
+	const char *user = p->resolved, *plus;
+	size_t ulen = p->rlen, i;
+
+	while (ulen > 0 && user[ulen - 1] != '@')
+		ulen--;
+	if (ulen-- == 0)
+		return 0;
+	/* Postfix takes these whatever its tables say */
+	for (i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (strlen(always[i]) == ulen && strncasecmp(always[i], user, ulen) == 0)
+			return 0;
+	if (is_local_user(user, ulen))
+		return 0;
+	plus = memchr(user, '+', ulen);
+	return plus == NULL || plus == user || !is_local_user(user, (size_t)(plus - user));
+}
+
+enum { EMPTY_OK = 1, UTF8_OK = 2 };
+
+/*
+ * read_address - the address of an argument as Postfix's extract_addr() reads it:
+ * one RFC 822 address (rfc822.c), not empty unless EMPTY_OK, that its resolver
+ * takes, in an ASCII domain unless UTF8_OK (SMTPUTF8 was asked for).  0 if Postfix refuses it ("Bad ... syntax").
+ */
+static int
+read_address(const struct session *s, const char *tok, size_t tlen, int ok, struct path *p)
 {
 	int naddr = rfc822_address(tok, tlen, p->internal, sizeof(p->internal), &p->ilen);
+	const char *at;
 
 	p->addr = tok;
 	p->len = tlen;
 	if (tlen >= 2 && tok[0] == '<' && tok[tlen - 1] == '>')
 		p->addr++, p->len -= 2;
-	return naddr >= 0 && naddr <= 1 && (p->ilen > 0 || allow_empty) &&
-	    valid_domain(p->internal, p->ilen);
+	if (naddr < 0 || naddr > 1 || (p->ilen == 0 && !(ok & EMPTY_OK)))
+		return 0;
+	/* the null sender resolves nowhere */
+	if ((p->where = p->ilen == 0 ? RFC822_REMOTE : resolve(s, p)) == RFC822_ERROR)
+		return 0;
+	at = p->ilen == 0 ? NULL : strrchr(p->resolved, '@');
+	return at == NULL || (ok & UTF8_OK) || ascii(at, (size_t)(p->resolved + p->rlen - at));
+}
+
+/* has_smtputf8 - MAIL FROM's parameters ask for SMTPUTF8 (Postfix looks before the address) */
+static int
+has_smtputf8(const char *params, size_t left)
+{
+	const char *tok;
+	size_t tlen;
+
+	while (next_arg(&params, &left, &tok, &tlen) != ARG_NONE)
+		if (tlen == 8 && strncasecmp(tok, "SMTPUTF8", 8) == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -701,19 +723,22 @@ read_address(const char *tok, size_t tlen, int allow_empty, struct path *p)
  * address Postfix refuses.
  */
 static int
-parse_path(const char *arg, size_t len, const char *key, struct path *p)
+parse_path(const struct session *s, const char *arg, size_t len, const char *key,
+    struct path *p)
 {
 	const char *tok;
 	size_t tlen;
-	int r;
+	int r, ok = s->smtputf8 ? UTF8_OK : 0;
 
 	if (next_arg(&arg, &len, &tok, &tlen) == ARG_NONE || tlen != strlen(key) ||
 	    strncasecmp(tok, key, tlen) != 0 || (r = next_arg(&arg, &len, &tok, &tlen)) == ARG_NONE)
 		return -1;
-	/* the null sender, <> or an address that reads as none, only after FROM: */
-	if (r == ARG_OPEN || !read_address(tok, tlen, strcmp(key, "FROM:") == 0, p))
-		return -2;
 	skip_space(&arg, &len);
+	/* the null sender, <> or an address that reads as none, only after FROM: */
+	if (strcmp(key, "FROM:") == 0)
+		ok |= EMPTY_OK | (has_smtputf8(arg, len) ? UTF8_OK : 0);
+	if (r == ARG_OPEN || !read_address(s, tok, tlen, ok, p))
+		return -2;
 	p->params = arg;
 	p->params_len = len;
 	return 0;
@@ -989,7 +1014,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		reply(s, R_MAIL_AFTER_BDAT);
 		goto fail;
 	}
-	if ((r = parse_path(arg, len, "FROM:", &p)) < 0) {
+	if ((r = parse_path(s, arg, len, "FROM:", &p)) < 0) {
 		reply(s, r == -1 ? R_MAIL_SYNTAX : R_BAD_SENDER);
 		goto fail;
 	}
@@ -1002,6 +1027,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		command_why(s, "MAIL", s->cur, s->cur_len, "budget");
 		return;
 	}
+	s->smtputf8 = has_smtputf8(p.params, p.params_len);
 	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
 	s->from_params_len = bounded_copy(s->from_params, sizeof(s->from_params), p.params,
 	    p.params_len);
@@ -1024,7 +1050,7 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		reply(s, R_RCPT_AFTER_BDAT);
 		goto fail;
 	}
-	if ((r = parse_path(arg, len, "TO:", &p)) < 0) {
+	if ((r = parse_path(s, arg, len, "TO:", &p)) < 0) {
 		reply(s, r == -1 ? R_RCPT_SYNTAX : R_BAD_RCPT);
 		goto fail;
 	}
@@ -1036,9 +1062,9 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 		command_event(s, "RCPT", s->cur, s->cur_len);
 		return;
 	}
-	if (local_unknown(s, p.internal, p.ilen) || (!s->conf->relay_open &&
-	    !s->authenticated && !is_local(s, p.internal, p.ilen))) {
-		reply_echo(s, is_local(s, p.internal, p.ilen) ? R_USER_UNKNOWN : R_RELAY_DENIED,
+	if (p.where == RFC822_LOCAL ? unknown_user(&p) :
+	    !s->conf->relay_open && !s->authenticated) {
+		reply_echo(s, p.where == RFC822_LOCAL ? R_USER_UNKNOWN : R_RELAY_DENIED,
 		    p.internal, p.ilen, BLANKED);
 		goto fail;
 	}
@@ -1490,6 +1516,7 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 	char joined[2 * SESSION_LINE_MAX];	/* "TO:x" splits in two: longer than the line */
 	const char *tok;
 	size_t tlen, n = 0, last = 0, nargs = 0;
+	int ok = s->smtputf8 ? UTF8_OK : 0;
 	struct path p;
 
 	while (next_arg(&arg, &len, &tok, &tlen) != ARG_NONE) {
@@ -1499,14 +1526,14 @@ cmd_vrfy(struct session *s, const char *arg, size_t len)
 		n += bounded_copy(joined + n, sizeof(joined) - n, tok, tlen);
 	}
 	if (nargs > 0 && n - last == 8 && strncasecmp(joined + last, "SMTPUTF8", 8) == 0)
-		n = last > 0 ? last - 1 : 0, nargs--;
+		n = last > 0 ? last - 1 : 0, nargs--, ok = UTF8_OK;
 	if (nargs == 0) {
 		reply(s, R_VRFY_SYNTAX);
 		s->errors++;
-	} else if (!read_address(joined, n, 0, &p)) {
+	} else if (!read_address(s, joined, n, ok, &p)) {
 		reply(s, R_BAD_RCPT);
 		s->errors++;
-	} else if (local_unknown(s, p.internal, p.ilen)) {
+	} else if (p.where == RFC822_LOCAL && unknown_user(&p)) {
 		reply_echo(s, R_USER_UNKNOWN, p.internal, p.ilen, BLANKED);
 		s->errors++;
 	} else {
@@ -2000,7 +2027,11 @@ command(struct session *s, const char *line, size_t len)
 	utf8 = utf8_valid((const unsigned char *)line, len);
 	if ((nul = memchr(line, '\0', len)) != NULL)
 		len = (size_t)(nul - line);
-	while (len > 0 && is_space(line[len - 1]))
+	/*
+	 * Postfix takes every CR off the end of a line, but other trailing white space
+	 * stays (VRFY \<space>, an open quote)
+	 */
+	while (len > 0 && line[len - 1] == '\r')
 		len--;
 	skip_space(&line, &len);
 	while (vlen < len && !is_space(line[vlen]))
