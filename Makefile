@@ -66,11 +66,13 @@ check:
 # make fidelity: the probes of tests/fidelity against the committed Postfix transcripts
 # (make check runs them too).  make fidelity-live: install and start the reference Postfix
 # here (root, Debian 12), re-record the transcripts and nmap's findings from it, then
-# compare.
+# compare, and send FIDELITY_RANDOM sessions of random address commands to both.
 fidelity:
 	@tools/deps check
 	@$(MAKE) --no-print-directory all
 	@tests/fidelity/compare ./decky-smtpd
+
+FIDELITY_RANDOM ?= 400
 
 fidelity-live:
 	@tools/deps check
@@ -79,6 +81,7 @@ fidelity-live:
 	@tests/fidelity/record 127.0.0.1 2526
 	@tests/nmap/scan 2526 >tests/nmap/postfix.expected
 	@tests/fidelity/compare ./decky-smtpd
+	@tests/fidelity/compare --random $(FIDELITY_RANDOM) ./decky-smtpd
 
 .PHONY: fidelity fidelity-live
 
