@@ -1868,7 +1868,9 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		reply(s, R_AUTH_ALREADY);
 		goto fail;
 	}
-	if (!next_arg(&params, &left, &mech, &mlen)) {
+	/* a mechanism and at most one initial response, before the mechanism is known */
+	if (!next_arg(&params, &left, &mech, &mlen) ||
+	    (next_arg(&params, &left, &ir, &irlen) && !arg_empty(params, left))) {
 		reply(s, R_AUTH_SYNTAX);
 		goto fail;
 	}
@@ -1882,14 +1884,10 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	s->auth = m->first;
 	s->auth_raw_len = 0;
 	s->state |= S_AUTH;
+	/* Dovecot's LOGIN takes an empty initial response ("=") as none: it asks */
+	if (irlen == 1 && ir[0] == '=' && s->auth == AUTH_LOGIN_USER)
+		irlen = 0;
 	/* RFC 2195: CRAM-MD5 has no initial response; one sent is ignored */
-	if (next_arg(&params, &left, &ir, &irlen) && !arg_empty(params, left)) {
-		/* a mechanism and at most one initial response */
-		s->auth = AUTH_NONE;
-		s->state &= ~S_AUTH;
-		reply(s, R_AUTH_SYNTAX);
-		goto fail;
-	}
 	if (irlen > 0 && s->auth != AUTH_CRAM) {
 		auth_response(s, ir, irlen, 1);
 		return;
