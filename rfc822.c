@@ -11,7 +11,9 @@
  * user%domain and domain!user route on, a quoted local part with routing in it is
  * opened.  Scanners tell a honeypot from Postfix by exactly these answers; this file
  * gives the same verdicts, from its own code.  It reads nothing but its arguments
- * and writes only into the caller's buffer; its lists are bounded by the input.
+ * and writes only into the caller's buffer.  Its scratch lists, bounded by the
+ * input, are static, not on the stack, so that only the pages an address needs are
+ * touched: one caller at a time, as a process serves one session.
  */
 #include <string.h>
 
@@ -308,7 +310,7 @@ internal(const struct list *l, const struct token *t, int n, char *out, size_t s
 int
 rfc822_address(const char *text, size_t len, char *out, size_t size, size_t *outlen)
 {
-	struct list l;
+	static struct list l;
 	struct found f;
 	const char *colon;
 
@@ -373,7 +375,7 @@ dot_string(const char *p, size_t n)
 static void
 load(struct list *l, const char *addr, size_t len)
 {
-	char buf[2 * RFC822_TEXT_MAX + 4];
+	static char buf[2 * RFC822_TEXT_MAX + 4];
 	const char *at = addr + len, *start = addr, *colon;
 	size_t n = 0;
 
@@ -484,10 +486,10 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
     int (*local)(const void *, const char *, size_t), const void *ctx,
     char *out, size_t size, size_t *outlen)
 {
-	struct list l;
-	struct token saved[LIST_MAX];
+	static struct list l;
+	static struct token saved[LIST_MAX];
+	static char buf[RFC822_TEXT_MAX + 2];
 	int nsaved = 0, at, remote = 0, loops;
-	char buf[RFC822_TEXT_MAX + 2];
 	size_t n;
 
 	/*
