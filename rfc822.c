@@ -12,8 +12,8 @@
  * opened.  Scanners tell a honeypot from Postfix by exactly these answers; this file
  * gives the same verdicts, from its own code.  It reads nothing but its arguments
  * and writes only into the caller's buffer.  Its scratch lists, bounded by the
- * input, are static, not on the stack, so that only the pages an address needs are
- * touched: one caller at a time, as a process serves one session.
+ * input, are static rather than 130 KiB of stack: one caller at a time, as a process
+ * serves one session.
  */
 #include <string.h>
 
