@@ -53,7 +53,7 @@ enum reply_id {
 	R_ETRN_IN_TX, R_AUTH_FAILED, R_AUTH_BAD_IR, R_AUTH_BAD_RESP, R_TOO_MANY_ERRORS, R_TIMEOUT, R_TOO_MANY_RCPT,
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
-	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_AUTH_IN_TX,
+	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_IN_TX,
 	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_ETRN_INVALID, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
@@ -120,7 +120,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_NON_SMTP] = "221 2.7.0 Error: I can break rules, too. Goodbye.",
 	[R_AUTH_ALREADY] = "503 5.5.1 Error: already authenticated",
 	[R_AUTH_DISABLED] = "503 5.5.1 Error: authentication not enabled",
-	[R_AUTH_IN_TX] = "503 5.5.1 Error: MAIL transaction in progress",
+	[R_IN_TX] = "503 5.5.1 Error: MAIL transaction in progress",
 	[R_AUTH_ABORTED] = "501 5.7.0 Authentication aborted",
 	[R_AUTH_FAILED] = "535 5.7.8 Error: authentication failed: (reason unavailable)",
 	[R_AUTH_BAD_IR] = "535 5.7.8 Error: authentication failed: Invalid base64 data in initial response",
@@ -1941,10 +1941,10 @@ static const struct command {
 	{ "QUIT", cmd_quit, S_ANY, R_COUNT, CMD_QUIT },
 	{ "VRFY", cmd_vrfy, S_ANY, R_COUNT, CMD_JUNK },
 	{ "ETRN", cmd_etrn, S_ANY, R_COUNT, CMD_JUNK },
-	{ "AUTH", cmd_auth, S_IDLE, R_AUTH_IN_TX, 0 },
+	{ "AUTH", cmd_auth, S_IDLE, R_IN_TX, 0 },
 	{ "STARTTLS", cmd_starttls, S_ANY, R_COUNT, 0 },
-	{ "XCLIENT", cmd_xclient, S_ANY, R_COUNT, 0 },
-	{ "XFORWARD", cmd_xclient, S_ANY, R_COUNT, 0 },
+	{ "XCLIENT", cmd_xclient, S_IDLE, R_IN_TX, 0 },
+	{ "XFORWARD", cmd_xclient, S_IDLE, R_IN_TX, 0 },
 	/* smtpd_forbidden_commands = CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}} */
 	{ "CONNECT", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
 	{ "GET", cmd_nonsmtp, S_ANY, R_COUNT, CMD_HANGUP },
