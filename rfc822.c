@@ -489,9 +489,9 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
     char *out, size_t size, size_t *outlen)
 {
 	static struct list l;
-	static struct token saved[LIST_MAX];
-	static char buf[RFC822_TEXT_MAX + 2];
-	int nsaved = 0, at, remote = 0, loops;
+	static char buf[RFC822_TEXT_MAX + 2], saved[RFC822_TEXT_MAX + 2];
+	size_t nsaved = 0;
+	int at, remote = 0, loops;
 	size_t n;
 
 	/*
@@ -519,8 +519,8 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
 					break;
 				}
 			}
-			nsaved = l.ntok - at;
-			memcpy(saved, l.tok + at, (size_t)nsaved * sizeof(saved[0]));
+			/* kept as text: a local domain is a plain name or literal */
+			nsaved = internal(&l, l.tok + at, l.ntok - at, saved, sizeof(saved));
 			l.ntok = at;
 		}
 		if (find(&l, '@', 1) >= 0 || find(&l, '!', 0) >= 0 || find(&l, '%', 0) >= 0) {
@@ -536,14 +536,18 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
 			    (op = last_of(text, t.len, '%')) == NULL)
 				op = last_of(text, t.len, '!');
 			if (op != NULL) {
-				if (*op == '%')
+				/* user%domain is user@domain, quoted again; domain!user as it is */
+				int bang = *op == '!';
+
+				if (!bang)
 					*op = '@';
 				n = internal(&l, &t, 1, buf, sizeof(buf));
 				l.ntok = 0;
-				if (*op == '@')
-					load(&l, buf, n);
-				else
+				l.tlen = 0;	/* nothing refers to the old text now */
+				if (bang)
 					scan(&l, buf, n);
+				else
+					load(&l, buf, n);
 				rewrite(&l, origin);
 				continue;
 			}
@@ -556,12 +560,10 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
 		break;
 	}
 	if (!remote) {
-		if (nsaved > 0 && l.ntok + nsaved <= LIST_MAX) {
-			memcpy(l.tok + l.ntok, saved, (size_t)nsaved * sizeof(saved[0]));
-			l.ntok += nsaved;
-		} else if (nsaved == 0 && add(&l, '@') != NULL) {
+		if (nsaved > 0)
+			scan(&l, saved, nsaved);
+		else if (add(&l, '@') != NULL)
 			scan(&l, origin, strlen(origin));
-		}
 	}
 	*outlen = internal(&l, l.tok, l.ntok, out, size);
 	if (l.full)
