@@ -44,7 +44,12 @@ no_journal() {
 	fi
 }
 
+# teardown - stop xinetd: by its pid file too, since under no_journal $XINETD is the
+# subshell that runs it, and killing that alone left xinetd listening
 teardown() {
+	local pidfile=$BATS_TEST_TMPDIR/xinetd.pid
+
+	[ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
 	[ -n "${XINETD:-}" ] && kill "$XINETD" 2>/dev/null && wait "$XINETD" 2>/dev/null
 	return 0
 }
