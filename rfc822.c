@@ -65,6 +65,15 @@ is_op(char c)
 	return c != '\0' && strchr("|%!()<>@,;:\\\".[]", c) != NULL;
 }
 
+/* empty - no tokens and no text; flat: see struct list.  A list once full stays so. */
+static void
+empty(struct list *l, int flat)
+{
+	l->ntok = 0;
+	l->tlen = 0;
+	l->flat = flat;
+}
+
 /* add_text - one byte of token text */
 static void
 add_text(struct list *l, char c)
@@ -323,9 +332,8 @@ rfc822_address(const char *text, size_t len, char *out, size_t size, size_t *out
 		len -= (size_t)(colon + 1 - text);
 		text = colon + 1;
 	}
-	l.ntok = 0;
-	l.tlen = 0;
-	l.full = l.flat = 0;
+	l.full = 0;
+	empty(&l, 0);
 	scan(&l, text, len);
 	parse(&l, &f);
 	*outlen = internal(&l, l.tok + f.lo, f.hi - f.lo, out, size);
@@ -498,15 +506,12 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
 	 * smtpd has the address rewritten to canonical form (rewrite_clnt_internal)
 	 * before it asks for it to be resolved: one round of rewrite() first
 	 */
-	l.ntok = 0;
-	l.tlen = 0;
 	l.full = 0;
-	l.flat = 1;
+	empty(&l, 1);
 	load(&l, addr, len);
 	rewrite(&l, origin);
 	n = internal(&l, l.tok, l.ntok, buf, sizeof(buf));
-	l.ntok = 0;
-	l.tlen = 0;
+	empty(&l, 1);
 	load(&l, buf, n);
 	for (loops = 0; loops <= (int)len + 100 && !l.full; loops++) {
 		drop_dot(&l);
@@ -542,8 +547,7 @@ rfc822_resolve(const char *addr, size_t len, const char *origin,
 				if (!bang)
 					*op = '@';
 				n = internal(&l, &t, 1, buf, sizeof(buf));
-				l.ntok = 0;
-				l.tlen = 0;	/* nothing refers to the old text now */
+				empty(&l, 1);	/* nothing refers to the old text now */
 				if (bang)
 					scan(&l, buf, n);
 				else

@@ -614,7 +614,9 @@ struct path {
 	size_t ilen;
 	char resolved[RFC822_TEXT_MAX + 2];	/* where its resolver sends that: user@domain */
 	size_t rlen;
+	size_t at;		/* the '@' before its domain (the last) */
 	int where;		/* RFC822_LOCAL or RFC822_REMOTE */
+	int smtputf8;		/* MAIL FROM's parameters ask for SMTPUTF8 */
 	const char *params;	/* the ESMTP parameters, as sent */
 	size_t params_len;
 };
@@ -628,16 +630,15 @@ resolve(const struct session *s, struct path *p)
 {
 	int r = rfc822_resolve(p->internal, p->ilen, s->conf->hostname, local_domain, s,
 	    p->resolved, sizeof(p->resolved), &p->rlen);
-	size_t at = p->rlen, dlen;
-	const char *dom;
+	const char *at = r == RFC822_ERROR ? NULL : strrchr(p->resolved, '@'), *dom;
+	size_t dlen;
 
-	while (at > 0 && p->resolved[at - 1] != '@')
-		at--;
 	/* nor may it start with '-' (allow_min_user = no) */
-	if (r == RFC822_ERROR || at == 0 || p->resolved[0] == '-')
+	if (at == NULL || p->resolved[0] == '-')
 		return RFC822_ERROR;
-	dom = p->resolved + at;
-	dlen = p->rlen - at;
+	p->at = (size_t)(at - p->resolved);
+	dom = at + 1;
+	dlen = p->rlen - p->at - 1;
 	if (dlen > 0 && dom[0] == '[' ? !valid_literal(dom, dlen) : !valid_hostname(dom, dlen))
 		return RFC822_ERROR;
 	return r;
@@ -662,12 +663,8 @@ unknown_user(const struct path *p)
 {
 	static const char *const always[] = { "postmaster", "MAILER-DAEMON", "double-bounce" };
 	const char *user = p->resolved, *plus;
-	size_t ulen = p->rlen, i;
+	size_t ulen = p->at, i;
 
-	while (ulen > 0 && user[ulen - 1] != '@')
-		ulen--;
-	if (ulen-- == 0)
-		return 0;
 	/* Postfix takes these whatever its tables say */
 	for (i = 0; i < sizeof(always) / sizeof(always[0]); i++)
 		if (strlen(always[i]) == ulen && strncasecmp(always[i], user, ulen) == 0)
@@ -683,13 +680,13 @@ enum { EMPTY_OK = 1, UTF8_OK = 2 };
 /*
  * read_address - the address of an argument as Postfix's extract_addr() reads it:
  * one RFC 822 address (rfc822.c), not empty unless EMPTY_OK, that its resolver
- * takes, in an ASCII domain unless UTF8_OK (SMTPUTF8 was asked for).  0 if Postfix refuses it ("Bad ... syntax").
+ * takes, in an ASCII domain unless UTF8_OK (SMTPUTF8 was asked for).  0 if Postfix
+ * refuses it ("Bad ... address syntax").
  */
 static int
 read_address(const struct session *s, const char *tok, size_t tlen, int ok, struct path *p)
 {
 	int naddr = rfc822_address(tok, tlen, p->internal, sizeof(p->internal), &p->ilen);
-	const char *at;
 
 	p->addr = tok;
 	p->len = tlen;
@@ -700,8 +697,7 @@ read_address(const struct session *s, const char *tok, size_t tlen, int ok, stru
 	/* the null sender resolves nowhere */
 	if ((p->where = p->ilen == 0 ? RFC822_REMOTE : resolve(s, p)) == RFC822_ERROR)
 		return 0;
-	at = p->ilen == 0 ? NULL : strrchr(p->resolved, '@');
-	return at == NULL || (ok & UTF8_OK) || ascii(at, (size_t)(p->resolved + p->rlen - at));
+	return p->ilen == 0 || (ok & UTF8_OK) || ascii(p->resolved + p->at, p->rlen - p->at);
 }
 
 /* has_smtputf8 - MAIL FROM's parameters ask for SMTPUTF8 (Postfix looks before the address) */
@@ -730,13 +726,17 @@ parse_path(const struct session *s, const char *arg, size_t len, const char *key
 	size_t tlen;
 	int r, ok = s->smtputf8 ? UTF8_OK : 0;
 
+	p->smtputf8 = 0;
+
 	if (next_arg(&arg, &len, &tok, &tlen) == ARG_NONE || tlen != strlen(key) ||
 	    strncasecmp(tok, key, tlen) != 0 || (r = next_arg(&arg, &len, &tok, &tlen)) == ARG_NONE)
 		return -1;
 	skip_space(&arg, &len);
 	/* the null sender, <> or an address that reads as none, only after FROM: */
-	if (strcmp(key, "FROM:") == 0)
-		ok |= EMPTY_OK | (has_smtputf8(arg, len) ? UTF8_OK : 0);
+	if (strcmp(key, "FROM:") == 0) {
+		p->smtputf8 = has_smtputf8(arg, len);
+		ok |= EMPTY_OK | (p->smtputf8 ? UTF8_OK : 0);
+	}
 	if (r == ARG_OPEN || !read_address(s, tok, tlen, ok, p))
 		return -2;
 	p->params = arg;
@@ -1027,7 +1027,7 @@ cmd_mail(struct session *s, const char *arg, size_t len)
 		command_why(s, "MAIL", s->cur, s->cur_len, "budget");
 		return;
 	}
-	s->smtputf8 = has_smtputf8(p.params, p.params_len);
+	s->smtputf8 = p.smtputf8;
 	s->from_len = bounded_copy(s->from, sizeof(s->from), p.addr, p.len);
 	s->from_params_len = bounded_copy(s->from_params, sizeof(s->from_params), p.params,
 	    p.params_len);
@@ -1341,12 +1341,6 @@ data_line(struct session *s, const char *line, size_t len, enum line_end end)
 	s->at_bol = end != LE_NONE;
 }
 
-/*
- * cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes and the
- * reply comes after it.  Without a recipient the chunk is dropped; a chunk past the
- * size limit poisons the transaction as in Postfix (552, then 551 for each chunk up
- * to LAST), but its bytes, and the later chunks', are kept as partial evidence.
- */
 /* spoil_bdat - an error ends the BDAT transaction: later chunks get 551 until LAST */
 static void
 spoil_bdat(struct session *s, enum reply_id id, const char *why)
@@ -1356,6 +1350,12 @@ spoil_bdat(struct session *s, enum reply_id id, const char *why)
 	s->bdat_poison_why = why;
 }
 
+/*
+ * cmd_bdat - RFC 3030: "BDAT size [LAST]"; the chunk follows as raw bytes and the
+ * reply comes after it.  Without a recipient the chunk is dropped; a chunk past the
+ * size limit poisons the transaction as in Postfix (552, then 551 for each chunk up
+ * to LAST), but its bytes, and the later chunks', are kept as partial evidence.
+ */
 static void
 cmd_bdat(struct session *s, const char *arg, size_t len)
 {
@@ -1508,7 +1508,8 @@ cmd_quit(struct session *s, const char *arg, size_t len)
 /*
  * cmd_vrfy - Postfix looks the user up in the local tables (disable_vrfy_command=no).
  * A last argument SMTPUTF8 is a parameter (alone, a syntax error); the others are
- * joined with one space and read as one address.  252 echoes them as sent, 550 the address read.
+ * joined with one space and read as one address.  252 echoes them as sent, 550 the
+ * address read.
  */
 static void
 cmd_vrfy(struct session *s, const char *arg, size_t len)
