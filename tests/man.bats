@@ -6,8 +6,11 @@ load helper
 PAGE=$TOP/man/decky-smtpd.8
 
 @test "mandoc -T lint finds nothing in the man page" {
-	# style too, but not what mandoc says of this machine's mandoc.db
+	# style too, but not whether the manuals it refers to (postconf(5), flock(2), ...)
+	# are installed on this machine: that says nothing of the page
 	run mandoc -T lint -W style "$PAGE"
+	[ "$status" -le 2 ] || { echo "$output"; false; } # 3 and above: errors, or mandoc failed
+	run grep -v ': STYLE: referenced manual not found: Xr ' <<<"$output"
 	refute_output --partial "$PAGE:"
 }
 

@@ -13,6 +13,11 @@ TPROBE=$BATS_TEST_DIRNAME/tls/probe
 SPEC_JA4=t13d1516h2_8daaf6152771_e5627efa2ab1
 SPEC_JA4_R=t13d1516h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9_0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_0403,0804,0401,0503,0805,0501,0806,0601
 
+# hex TEXT: TEXT as lower-case hex digits, as the hello builder takes ALPN names
+hex() {
+	printf %s "$1" | od -An -v -tx1 | tr -d ' \n'
+}
+
 setup_file() {
 	# one operator certificate for the tests that do not look at certificates: a
 	# key generation per test would cost more than the test
@@ -245,7 +250,7 @@ PY
 
 @test "a crafted ClientHello as the JA4 specification's example gets the specification's JA4" {
 	serve
-	run timeout 30 "$HELLO" craft "$PORT" chrome www.example.test "$(printf h2 | xxd -p),$(printf http/1.1 | xxd -p)"
+	run timeout 30 "$HELLO" craft "$PORT" chrome www.example.test "$(hex h2),$(hex http/1.1)"
 	assert_success
 	assert_line 'starttls=220 2.0.0 Ready to start TLS'
 	# our computation agrees with the specification's, from the same lists
@@ -297,7 +302,7 @@ PY
 
 @test "a hello with only extensions OpenSSL knows: JA3 and JA4 as computed here" {
 	serve
-	run timeout 30 "$HELLO" craft "$PORT" known www.example.test "$(printf h2 | xxd -p)"
+	run timeout 30 "$HELLO" craft "$PORT" known www.example.test "$(hex h2)"
 	assert_success
 	wait_event tls
 	for f in ja3 ja3_hash ja4 ja4_r; do
