@@ -28,8 +28,8 @@ PKG_LIBS = $(shell pkg-config --libs libsystemd yajl) $(SSL_LIBS)
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c
-HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -120,7 +120,7 @@ bench:
 
 install: decky-smtpd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
-	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR)
+	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR) $(DESTDIR)$(UNITDIR)/xinetd.service.d
 	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
 	install -m 644 man/decky-smtpd.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd.8
 	install -m 644 man/decky-smtpd.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd.catalog
@@ -129,6 +129,7 @@ install: decky-smtpd
 	    >$(DESTDIR)$(UNITDIR)/decky-smtpd@.service
 	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd.xinetd \
 	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
+	install -m 644 units/xinetd-decky-smtpd.conf $(DESTDIR)$(UNITDIR)/xinetd.service.d/decky-smtpd.conf
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
 # make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from
@@ -138,9 +139,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c rfc822.c
+FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c rfc822.c flood.c
 
-build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h
+build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h flood.h
 	@tools/deps fuzz
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto

@@ -63,6 +63,8 @@ static const struct setting {
 	{ "timeout", T_NUM, OFF(timeout), 1, 86400, NULL, 0 },
 	{ "session-time", T_NUM, OFF(session_time), 1, 86400, NULL, 0 },
 	{ "session-bytes", T_NUM, OFF(session_bytes), 1, 1ULL << 50, NULL, 0 },
+	{ "event-burst", T_NUM, OFF(event_burst), 1, 1000000, NULL, 0 },
+	{ "event-rate", T_NUM, OFF(event_rate), 1, 1000000, NULL, 0 },
 	{ "error-sleep", T_NUM, OFF(error_sleep), 0, 60000, NULL, 0 },
 	{ "greeting-delay", T_RANGE, OFF(greeting_min), 0, 60000, NULL, OFF(greeting_max) },
 	{ "spool", T_STR, OFF(spool), 0, 0, NULL, 0 },
@@ -95,6 +97,8 @@ persona_defaults(struct persona *p)
 	p->timeout = 300;		/* smtpd_timeout */
 	p->session_time = 3600;		/* ours: a session ends after an hour */
 	p->session_bytes = 4ULL << 30;	/* ours: and after 4 GiB from the client */
+	p->event_burst = 2000;		/* ours: events a session logs unpaced */
+	p->event_rate = 50;		/* ours: then this many a second */
 	p->error_sleep = 1000;		/* smtpd_error_sleep_time */
 	p->greeting_min = 20;		/* what a reverse lookup on a LAN costs */
 	p->greeting_max = 250;

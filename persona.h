@@ -22,6 +22,8 @@ struct persona {
 	unsigned long long timeout;	/* seconds */
 	unsigned long long session_time;	/* seconds */
 	unsigned long long session_bytes;
+	unsigned long long event_burst;		/* events a session logs before pacing */
+	unsigned long long event_rate;		/* events a second after that */
 	unsigned long long error_sleep;	/* milliseconds */
 	unsigned long long greeting_min, greeting_max;	/* milliseconds */
 	char *spool;			/* NULL: $STATE_DIRECTORY, else /var/lib/decky-smtpd */

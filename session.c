@@ -26,6 +26,7 @@
 #define SASL_RESPONSE_MAX 12288	/* smtpd_sasl_response_limit: a longer AUTH response gets 500 */
 #define AUTH_MAX	B64_DECODED_MAX(SASL_RESPONSE_MAX)	/* one decoded AUTH response */
 #define JUNK_MAX	100	/* smtpd_junk_command_limit */
+#define RCPT_OVERSHOOT_MAX 1000	/* smtpd_recipient_overshoot_limit */
 #define PARAMS_MAX	512	/* MAIL FROM parameters kept for the sidecar */
 #define HDR_MAX		256	/* a header value kept for events and the sidecar */
 #define HDR_NAME_MAX	16	/* the longest header name we look for, with room */
@@ -207,6 +208,7 @@ struct session {
 	char rcpts[RCPT_LIST_MAX];
 	size_t rcpts_len;
 	unsigned nrcpt;
+	unsigned rcpt_overshoot;	/* RCPTs past the limit in this transaction */
 	int smtputf8;			/* MAIL FROM said SMTPUTF8: non-ASCII domains pass */
 	int bdat_seen;
 
@@ -430,6 +432,7 @@ reset_transaction(struct session *s, const char *why)
 	s->rcpts_len = 0;
 	s->rcpts[0] = '\0';
 	s->nrcpt = 0;
+	s->rcpt_overshoot = 0;
 	s->smtputf8 = 0;
 	s->bdat_seen = 0;
 	s->bdat_poisoned = R_COUNT;
@@ -1057,8 +1060,10 @@ cmd_rcpt(struct session *s, const char *arg, size_t len)
 	if (esmtp_params(s, P_RCPT, p.params, p.params_len) < 0)
 		goto fail;
 	if (s->nrcpt >= s->conf->max_rcpt) {
-		/* XXX: not an error to Postfix */
+		/* free up to smtpd_recipient_overshoot_limit, then each one is an error */
 		reply(s, R_TOO_MANY_RCPT);
+		if (s->rcpt_overshoot++ >= RCPT_OVERSHOOT_MAX)
+			goto fail;
 		command_event(s, "RCPT", s->cur, s->cur_len);
 		return;
 	}

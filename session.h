@@ -56,6 +56,7 @@ enum event_type {
 	EV_DISCONNECT,
 	EV_PERSONA_ERROR,
 	EV_TLS,
+	EV_REPEAT,		/* repeat_summary: events coalesced (flood.c) */
 	EV_COUNT
 };
 

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +42,7 @@ static const struct {
 	[EV_DISCONNECT] = { "disconnect", "2bb700e04a4e4ba292ae74955ba5419e" },
 	[EV_PERSONA_ERROR] = { "persona_error", "6bb765b2b2714caa9ebd97ef885b7530" },
 	[EV_TLS] = { "tls", "85c0a6d5198f46d78eb5adccfbacb4f9" },
+	[EV_REPEAT] = { "repeat_summary", "ee27e1e5025049cdba9de2c3675c14e8" },
 };
 
 const char *
@@ -106,6 +109,8 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 	return n;
 }
 
+static int bounded_sendv(const struct iovec *, int);
+
 /* journal - one entry; each iovec "NAME=value" (sd_journal_sendv is binary-safe) */
 static int
 journal(const struct field *f, size_t n)
@@ -127,7 +132,38 @@ journal(const struct field *f, size_t n)
 	/* sd_journal_sendv() reports success when journald is missing (ENOENT): look first */
 	if (access(JOURNAL_SOCKET, W_OK) < 0)
 		return -1;
-	return sd_journal_sendv(iov, (int)n);
+	return bounded_sendv(iov, (int)n);
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;	/* only to interrupt a send that blocks */
+}
+
+/*
+ * bounded_sendv - sd_journal_sendv() within SINK_JOURNAL_MS: a timer interrupts the
+ * send that blocks (its sendmsg() returns EINTR, which sd_journal_sendv() returns).
+ * SIGALRM is taken here, without SA_RESTART, unless the program handles it itself.
+ */
+static int
+bounded_sendv(const struct iovec *iov, int n)
+{
+	static int armed;
+	struct itimerval t = { .it_value = { 0, SINK_JOURNAL_MS * 1000L } }, off = { 0 };
+	int rc;
+
+	if (!armed) {
+		struct sigaction sa = { .sa_handler = on_alarm }, old;
+
+		if (sigaction(SIGALRM, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+			sigaction(SIGALRM, &sa, NULL);
+		armed = 1;
+	}
+	setitimer(ITIMER_REAL, &t, NULL);
+	rc = sd_journal_sendv(iov, n);
+	setitimer(ITIMER_REAL, &off, NULL);
+	return rc;
 }
 
 void
@@ -222,11 +258,17 @@ sink_event(void *ctx, const struct event *ev)
 	mlen = message(msg, sizeof(msg), ev, sk->peer);
 	n = all_fields(f, ev, sk->peer, msg, mlen, prio);
 	if (sk->journal) {
-		if (journal(f, n) >= 0)
+		int rc = sk->stalled ? -EAGAIN : journal(f, n);
+
+		if (rc == -EINTR || rc == -EAGAIN)
+			sk->stalled = 1;	/* blocked past the bound (or a signal came) */
+		if (rc >= 0)
 			delivered = 1;
 		else if (sk->fallback_fd >= 0 && sk->fallback_fd != sk->json_fd &&
 		    json(sk->fallback_fd, f, n) == 0)
 			delivered = 1;	/* (the JSON sink below writes it once if it is the same) */
+		if (rc < 0)
+			sk->deferred++;
 	}
 	if (sk->json_fd >= 0 && json(sk->json_fd, f, n) == 0)
 		delivered = 1;

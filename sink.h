@@ -24,9 +24,18 @@ struct sink {
 	int journal;		/* send to journald */
 	int json_fd;		/* JSON lines here, or -1 */
 	int fallback_fd;	/* JSON lines for events journald refused, or -1 */
+	int stalled;		/* journald took longer than SINK_JOURNAL_MS: fallback only */
+	unsigned deferred;	/* events that went to the fallback instead of journald */
 	unsigned lost;		/* events that reached nothing */
 	const struct sink_peer *peer;
 };
+
+/*
+ * How long one event may wait for journald.  Its socket blocks when journald stops
+ * reading (its queue holds net.unix.max_dgram_qlen datagrams): past this bound the
+ * event, and every later one of the process, goes to the fallback instead.
+ */
+#define SINK_JOURNAL_MS	250
 
 /* sink_event - send one event everywhere it should go (a session_ops callback) */
 void sink_event(void *sink, const struct event *ev);

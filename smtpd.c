@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flood.h"
 #include "persona.h"
 #include "session.h"
 #include "sink.h"
@@ -176,6 +177,10 @@ configure(int argc, char **argv)
 static struct sink_peer peer;
 static struct sink sink = { .json_fd = -1, .fallback_fd = -1, .peer = &peer };
 static struct spool spool;
+static struct flood flood;	/* repetitive events coalesced before the sink */
+static unsigned long long paced_ms;	/* how long pace() held the session back */
+
+static void sleep_ms(unsigned);
 static struct session *session;
 static int timeout_ms;
 static struct timespec deadline;	/* the session's wall time ends here */
@@ -344,20 +349,85 @@ add(struct event *e, const char *name, const char *val)
 	}
 }
 
-/* on_event - the session's events, with the shell's part (where the message is) added */
+/*
+ * pace - the per-session event budget's second half: a session logs event-burst
+ * events at once, then event-rate a second (a token bucket).  Past it the session
+ * waits before it goes on, so that however it floods with events that are never
+ * coalesced (mail_from, rcpt_to, message_*, auth_attempt), it stays under
+ * journald's rate limit and no event is dropped.
+ */
+static void
+pace(void)
+{
+	static struct timespec last;
+	static long long milli = -1;	/* tokens, in thousandths */
+	long long cap = (long long)pc.event_burst * 1000, ms;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (milli < 0)
+		milli = cap;
+	else
+		milli += ((now.tv_sec - last.tv_sec) * 1000LL +
+		    (now.tv_nsec - last.tv_nsec) / 1000000) * (long long)pc.event_rate;
+	if (milli > cap)
+		milli = cap;
+	last = now;
+	if (milli < 1000) {
+		ms = (1000 - milli + (long long)pc.event_rate - 1) / (long long)pc.event_rate;
+		paced_ms += (unsigned long long)ms;
+		sleep_ms((unsigned)ms);
+		clock_gettime(CLOCK_MONOTONIC, &last);
+		milli = 1000;
+	}
+	milli -= 1000;
+}
+
+/* paced_send - the flood budget's way to the sink */
+static void
+paced_send(void *ctx, const struct event *ev)
+{
+	pace();
+	sink_event(ctx, ev);
+}
+
+/* on_event - the session's events, with the shell's part added, through the flood budget */
 static void
 on_event(void *ctx, const struct event *ev)
 {
-	if (ev->type == EV_MESSAGE || ev->type == EV_PARTIAL) {
-		struct event e = *ev;
+	static char coalesced[24], deferred[24], lost[24], paced[24];
+	struct event e = *ev;
 
+	(void)ctx;
+	switch (ev->type) {
+	case EV_MESSAGE:
+	case EV_PARTIAL:
 		add(&e, "SPOOL_FILE", spool.path);
 		add(&e, "META_FILE", spool.meta);
 		add(&e, "SHA256", spool.sha256);
-		sink_event(ctx, &e);
-		return;
+		paced_send(&sink, &e);
+		break;
+	case EV_DISCONNECT:
+		/* the summaries first; then what became of the session's events */
+		flood_flush(&flood);
+		snprintf(coalesced, sizeof(coalesced), "%llu", flood.coalesced);
+		snprintf(deferred, sizeof(deferred), "%u", sink.deferred);
+		snprintf(lost, sizeof(lost), "%u", sink.lost);
+		if (flood.coalesced > 0)
+			add(&e, "EVENTS_COALESCED", coalesced);
+		if (sink.deferred > 0)
+			add(&e, "EVENTS_DEFERRED", deferred);
+		if (sink.lost > 0)
+			add(&e, "EVENTS_LOST", lost);
+		if (paced_ms > 0) {
+			snprintf(paced, sizeof(paced), "%llu", paced_ms);
+			add(&e, "EVENTS_PACED_MS", paced);
+		}
+		sink_event(&sink, &e);	/* the last word is never held back */
+		break;
+	default:
+		flood_event(&flood, ev);
 	}
-	sink_event(ctx, ev);
 }
 
 /* shell_event - an event of the process's own (connect, persona_error) */
@@ -370,6 +440,10 @@ shell_event(enum event_type type, const char *name, const char *val)
 		add(&ev, name, val);
 	sink_event(&sink, &ev);
 }
+
+/* The line reader: a fixed buffer; lines longer than SESSION_LINE_MAX come in pieces. */
+static char in[IN_BUF];
+static size_t in_start, in_end;
 
 static void finish(enum session_end);
 static int send_replies(void);
@@ -443,12 +517,37 @@ sleep_ms(unsigned ms)
 		;
 }
 
+/*
+ * keep_pending - what the client sent that no line end or chunk completed when a
+ * limit struck: handed to the session as an unterminated piece, as at EOF, so that
+ * the event or the partial message keeps it
+ */
+static void
+keep_pending(void)
+{
+	while (in_end > in_start) {
+		size_t avail = in_end - in_start, want = session_want_bytes(session), n;
+
+		if (want > 0) {
+			n = avail < want ? avail : want;
+			session_bytes(session, in + in_start, n);
+		} else {
+			n = avail < SESSION_LINE_MAX ? avail : SESSION_LINE_MAX;
+			session_line(session, in + in_start, n, LE_NONE);
+		}
+		in_start += n;
+	}
+}
+
 /* finish - end the session: its last words (a 421) go out if they can, then exit */
 static void
 finish(enum session_end why)
 {
 	stopping = 0;
 	closing = 1;
+	if (why == END_TIMEOUT || why == END_SESSION_TIME || why == END_SESSION_BYTES ||
+	    why == END_SIGNAL)
+		keep_pending();
 	session_end(session, why);
 	if (why != END_WRITE && why != END_SIGNAL)
 		send_replies();
@@ -494,10 +593,6 @@ flush_if_due(void)
 	if (session_flush_due(session))
 		flush();
 }
-
-/* The line reader: a fixed buffer; lines longer than SESSION_LINE_MAX come in pieces. */
-static char in[IN_BUF];
-static size_t in_start, in_end;
 
 /* fill - read more input, flushing replies first (that is all pipelining needs) */
 static int
@@ -741,6 +836,7 @@ main(int argc, char **argv)
 	spool_init(&spool, pc.spool, pc.spool_budget, &peer);
 	conf.local_addr = strcmp(peer.dst, "unknown") != 0 ? peer.dst : NULL;
 
+	flood_init(&flood, paced_send, &sink);
 	ops.ctx = &sink;
 	ops.event = on_event;
 	ops.msg_ctx = &spool;

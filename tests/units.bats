@@ -52,4 +52,17 @@ setup() {
 	[ -f "$dest/etc/systemd/system/decky-smtpd.socket" ]
 	grep -qx 'ExecStart=/usr/sbin/decky-smtpd' "$dest/etc/systemd/system/decky-smtpd@.service"
 	grep -q 'server.*= /usr/sbin/decky-smtpd' "$dest/etc/xinetd.d/decky-smtpd"
+	grep -qx 'LogRateLimitBurst=[0-9]*' "$dest/etc/systemd/system/xinetd.service.d/decky-smtpd.conf"
+}
+
+@test "xinetd's journal rate limit covers instances sessions at their own event budget" {
+	# instances x (event-burst + 30 s x event-rate), from the shipped files themselves
+	inst=$(sed -n 's/^[[:space:]]*instances[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' "$TOP/units/decky-smtpd.xinetd")
+	burst=$(sed -n 's/.*p->event_burst = \([0-9]*\);.*/\1/p' "$TOP/persona.c")
+	rate=$(sed -n 's/.*p->event_rate = \([0-9]*\);.*/\1/p' "$TOP/persona.c")
+	limit=$(sed -n 's/^LogRateLimitBurst=//p' "$TOP/units/xinetd-decky-smtpd.conf")
+	grep -qx 'LogRateLimitIntervalSec=30s' "$TOP/units/xinetd-decky-smtpd.conf"
+	echo "instances $inst, burst $burst, rate $rate, limit $limit"
+	[ -n "$inst" ] && [ -n "$burst" ] && [ -n "$rate" ]
+	[ "$limit" -ge $(( inst * (burst + 30 * rate) )) ]
 }

@@ -23,6 +23,8 @@ service decky-smtpd-test
 	env		= SMTP_HOSTNAME=omega-decky SMTP_SPOOL=$SMTP_SPOOL SMTP_ERROR_SLEEP=0
 	instances	= 10
 	per_source	= 5
+	log_type	= FILE $BATS_TEST_TMPDIR/service.log
+$(grep -E '^[[:space:]]*log_on_(success|failure)' "$TOP/units/decky-smtpd.xinetd")
 }
 CONF
 }
@@ -110,4 +112,8 @@ PY
 	assert_success
 	# per_source = 5: five sessions, and a sixth from the same source is closed at once
 	assert_output 'greeted 5 refused True'
+	# and xinetd, with the shipped entry's log_on_failure, records the refusal
+	grep -E 'FAIL: decky-smtpd-test per_source_limit from=127\.0\.0\.1' "$BATS_TEST_TMPDIR/service.log"
+	# which goes to syslog, the journal, in the shipped entry
+	grep -Eq '^[[:space:]]*log_type[[:space:]]*=[[:space:]]*SYSLOG' "$TOP/units/decky-smtpd.xinetd"
 }

@@ -20,12 +20,15 @@
  * (see hello()) goes through ja_fingerprint() into session_tls(), and the rest of
  * the input is the client speaking inside TLS.  Nothing here reads the
  * world (no clock, files or environment): the same input always runs the same way.
+ * The events pass through the flood budget (flood.c) on their way to the checks, as
+ * smtpd.c sends them.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../flood.h"
 #include "../../ja.h"
 #include "../../session.h"
 #include "../../utf8.h"
@@ -111,6 +114,7 @@ struct harness {
 };
 
 static struct harness h;
+static struct flood flood;	/* between the session and on_event, as in smtpd.c */
 
 /* --- the ops ------------------------------------------------------------------------ */
 
@@ -241,9 +245,23 @@ tls_ready(void *ctx)
 	return (h.fault & F_CLOSE) ? -1 : 0;
 }
 
+/* to_flood - the session's events into the flood budget; at disconnect its summaries */
+static void
+to_flood(void *ctx, const struct event *ev)
+{
+	if (ctx != &h)
+		abort();
+	if (ev->type == EV_DISCONNECT) {
+		flood_flush(&flood);
+		on_event(ctx, ev);
+		return;
+	}
+	flood_event(&flood, ev);
+}
+
 static const struct session_ops ops = {
 	.ctx = &h,
-	.event = on_event,
+	.event = to_flood,
 	.msg_ctx = &h,
 	.msg_room = msg_room,
 	.msg_open = msg_open,
@@ -574,6 +592,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	memset(&h, 0, sizeof(h));
+	flood_init(&flood, on_event, &h);
 	h.fault = F_NONE;
 	if (size > 0 && data[size - 1] >= FAULT_MARK)
 		h.fault = data[--size] & ~FAULT_MARK;
