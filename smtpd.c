@@ -350,7 +350,11 @@ on_event(void *ctx, const struct event *ev)
 {
 	if (ev->type == EV_MESSAGE || ev->type == EV_PARTIAL) {
 		struct event e = *ev;
+		char stored[24];
 
+		/* 0 with no SPOOL_FILE: nothing of the message could be kept */
+		snprintf(stored, sizeof(stored), "%llu", spool.stored);
+		add(&e, "STORED_BYTES", stored);
 		add(&e, "SPOOL_FILE", spool.path);
 		add(&e, "META_FILE", spool.meta);
 		add(&e, "SHA256", spool.sha256);
@@ -738,7 +742,7 @@ main(int argc, char **argv)
 	peer.hostname = pc.hostname;
 	find_peer();
 	new_session_id();
-	spool_init(&spool, pc.spool, pc.spool_budget, &peer);
+	spool_init(&spool, pc.spool, pc.spool_budget, pc.size_limit, &peer);
 	conf.local_addr = strcmp(peer.dst, "unknown") != 0 ? peer.dst : NULL;
 
 	ops.ctx = &sink;
