@@ -29,6 +29,8 @@
 
 #define IN_BUF		65536		/* the reader's buffer: pipelined commands and DATA */
 #define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
+/* the fallback file is not written once this big: refused events are then lost */
+#define FALLBACK_MAX	(64ULL << 20)
 
 #ifndef VERSION
 #define VERSION "0.1"
@@ -325,9 +327,17 @@ setup_sinks(void)
 		mkdir(pc.spool, 0700);
 		pc.fallback_log = fallback;
 	}
-	if (pc.fallback_log != NULL)
+	if (pc.fallback_log != NULL) {
+		struct stat st;
+
 		sink.fallback_fd = open_log(pc.fallback_log);
-	else
+		/* bounded: a session adds at most its own events past FALLBACK_MAX */
+		if (sink.fallback_fd >= 0 && fstat(sink.fallback_fd, &st) == 0 &&
+		    (unsigned long long)st.st_size >= FALLBACK_MAX) {
+			close(sink.fallback_fd);
+			sink.fallback_fd = -1;
+		}
+	} else
 		sink.fallback_fd = 2;
 	return 0;
 }

@@ -229,3 +229,28 @@ PY
 	# every dead writer's reservation was released exactly
 	[ "$(cat "$SMTP_SPOOL/.usage")" -eq "$(kept_bytes)" ]
 }
+
+@test "the fallback file is not written past 64 MiB: events journald refuses are then lost, the session unchanged" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a mount namespace"
+	[ -d /run/systemd/journal ] || skip "no journald to hide"
+	fb=$BATS_TEST_TMPDIR/fallback.json
+	for size in $((64 << 20)) $(((64 << 20) - 1)); do
+		rm -f "$fb"
+		truncate -s "$size" "$fb"
+		# journald hidden in a private mount namespace: every event is refused
+		run unshare -m sh -c 'mount -t tmpfs none /run/systemd/journal &&
+		    exec "$1" --log=journal --fallback-log="$2" <"$3"' - \
+		    "$DECKY" "$fb" <(printf 'EHLO x\r\nQUIT\r\n')
+		assert_success
+		assert_line -n 0 --partial '220 omega-decky ESMTP'
+		assert_line --partial '221 2.0.0 Bye'
+		got=$(tail -c +$((size + 1)) "$fb" | jq -r .event_type | tr '\n' ' ')
+		if [ "$size" -eq $((64 << 20)) ]; then
+			[ "$(stat -c %s "$fb")" -eq "$size" ]
+			[ -z "$got" ]
+		else
+			# just below the bound, the session's events are all there
+			[ "$got" = "connect ehlo command disconnect " ]
+		fi
+	done
+}
