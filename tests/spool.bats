@@ -150,6 +150,7 @@ PY
 @test "a file system that fills during DATA keeps what reached the disk, its digest true, though its sidecar cannot be written" {
 	fill_script
 	in_tmpfs "$BATS_TEST_TMPDIR/fill.py" "$DECKY" "$EVENTS" "$SMTP_SPOOL" during --size-limit=1000000
+	echo "$output"
 	assert_success
 	assert_line -n 4 "451 4.3.0 Error: queue file write error"
 	[ "$(event_field message_partial reason)" = write_error ]
@@ -170,6 +171,7 @@ PY
 @test "a file system full before the body keeps nothing, and the event names no file and no digest" {
 	fill_script
 	SMTP_SPOOL_BUDGET=0 in_tmpfs "$BATS_TEST_TMPDIR/fill.py" "$DECKY" "$EVENTS" "$SMTP_SPOOL" before --size-limit=1000000
+	echo "$output"
 	assert_success
 	assert_line -n 4 "451 4.3.0 Error: queue file write error"
 	[ "$(event_field message_partial reason)" = write_error ]
