@@ -202,17 +202,22 @@ less(unsigned long long n, unsigned long long r)
 	return n > r ? n - r : 0;
 }
 
-/* res_put - the message's reservation record: what it holds, what it has kept */
+/* rec_put - a reservation record: what a message holds, what it has kept */
+static int
+rec_put(int fd, unsigned long long reserved, unsigned long long kept)
+{
+	char rec[64];
+	int r = snprintf(rec, sizeof(rec), "%020llu %020llu\n", reserved, kept);
+
+	/* one write of one fixed-width line: it is there whole or not at all */
+	return pwrite(fd, rec, (size_t)r, 0) == r ? 0 : -1;
+}
+
+/* res_put - this message's record */
 static int
 res_put(struct spool *sp)
 {
-	char rec[64];
-	int r;
-
-	if (sp->resfd < 0)
-		return 0;
-	r = snprintf(rec, sizeof(rec), "%020llu %020llu\n", sp->reserved, sp->kept);
-	return pwrite(sp->resfd, rec, (size_t)r, 0) == r ? 0 : -1;
+	return sp->resfd < 0 ? 0 : rec_put(sp->resfd, sp->reserved, sp->kept);
 }
 
 /* res_get - a record's reservation and kept bytes (0 0 if it was never written) */
@@ -395,6 +400,9 @@ orphan(struct spool *sp, int dfd, const char *stem, unsigned long long *n)
 	snprintf(qid, sizeof(qid), "%05lX%lX", (unsigned long)usec, (unsigned long)st.st_ino);
 	snprintf(file, sizeof(file), "%s/partial/%s", sp->dir, qid);
 	metalen = orphan_meta(sp, stem, qid, file, (unsigned long long)st.st_size, sha, &st);
+	/* as a writer does: what will be kept is recorded before the rename keeps it */
+	if (rfd >= 0)
+		rec_put(rfd, r, (unsigned long long)st.st_size + metalen);
 	if (renameat(dfd, stem, AT_FDCWD, file) < 0) {
 		unlink_as(dfd, stem, ".json");
 		goto out;
