@@ -30,6 +30,8 @@
 
 #define IN_BUF		65536		/* the reader's buffer: pipelined commands and DATA */
 #define CLOSING_MS	5000		/* at most this long for the last reply (a 421) */
+/* the fallback file is not written once this big: refused events are then lost */
+#define FALLBACK_MAX	(64ULL << 20)
 
 #ifndef VERSION
 #define VERSION "0.1"
@@ -330,9 +332,17 @@ setup_sinks(void)
 		mkdir(pc.spool, 0700);
 		pc.fallback_log = fallback;
 	}
-	if (pc.fallback_log != NULL)
+	if (pc.fallback_log != NULL) {
+		struct stat st;
+
 		sink.fallback_fd = open_log(pc.fallback_log);
-	else
+		/* bounded: a session adds at most its own events past FALLBACK_MAX */
+		if (sink.fallback_fd >= 0 && fstat(sink.fallback_fd, &st) == 0 &&
+		    (unsigned long long)st.st_size >= FALLBACK_MAX) {
+			close(sink.fallback_fd);
+			sink.fallback_fd = -1;
+		}
+	} else
 		sink.fallback_fd = 2;
 	return 0;
 }
@@ -395,13 +405,16 @@ paced_send(void *ctx, const struct event *ev)
 static void
 on_event(void *ctx, const struct event *ev)
 {
-	static char coalesced[24], deferred[24], lost[24], paced[24];
+	static char coalesced[24], deferred[24], lost[24], paced[24], stored[24];
 	struct event e = *ev;
 
 	(void)ctx;
 	switch (ev->type) {
 	case EV_MESSAGE:
 	case EV_PARTIAL:
+		/* 0 with no SPOOL_FILE: nothing of the message could be kept */
+		snprintf(stored, sizeof(stored), "%llu", spool.stored);
+		add(&e, "STORED_BYTES", stored);
 		add(&e, "SPOOL_FILE", spool.path);
 		add(&e, "META_FILE", spool.meta);
 		add(&e, "SHA256", spool.sha256);
@@ -833,7 +846,7 @@ main(int argc, char **argv)
 	peer.hostname = pc.hostname;
 	find_peer();
 	new_session_id();
-	spool_init(&spool, pc.spool, pc.spool_budget, &peer);
+	spool_init(&spool, pc.spool, pc.spool_budget, pc.size_limit, &peer);
 	conf.local_addr = strcmp(peer.dst, "unknown") != 0 ? peer.dst : NULL;
 
 	flood_init(&flood, paced_send, &sink);

@@ -180,15 +180,21 @@ PY
 }
 
 @test "a spent spool budget gets Postfix's 452 at MAIL, and cuts off a message that reaches it" {
-	SMTP_SPOOL_BUDGET=1000 smtp "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA "$(head -c 3000 /dev/zero | tr '\0' x)" . \
+	SMTP_SPOOL_BUDGET=20000 smtp "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA "$(head -c 30000 /dev/zero | tr '\0' x)" . \
 	    "MAIL FROM:<a@b.c>" QUIT
 	assert_line -n 4 $'452 4.3.1 Insufficient system storage\r'
 	assert_line -n 5 $'452 4.3.1 Insufficient system storage\r'
 	[ "$(event_field message_partial reason)" = budget ]
 	[ "$(event_field message_partial reply)" = 452 ]
 	[ "$(event_field command reply 1)" = 452 ]
-	# what fitted in the budget is kept
-	[ "$(stat -c %s "$(event_field message_partial spool_file)")" -eq 1000 ]
+	# what fitted in the budget, less the room held for its sidecar, is kept
+	f=$(event_field message_partial spool_file)
+	m=$(event_field message_partial meta_file)
+	[ "$(stat -c %s "$f")" -eq $((20000 - 8192)) ]
+	[ "$(event_field message_partial stored_bytes)" -eq $((20000 - 8192)) ]
+	total=$(( $(stat -c %s "$f") + $(stat -c %s "$m") ))
+	[ "$total" -le 20000 ]
+	[ "$(cat "$SMTP_SPOOL/.usage")" -eq "$total" ]
 }
 
 @test "RSET between BDAT chunks keeps what came as partial" {
