@@ -217,7 +217,9 @@ struct session {
 	int msg_failed;			/* 0, or the store's MSG_ERROR / MSG_FULL */
 	struct hdrscan hdr;		/* Subject:, From:, Message-ID: as they pass */
 	int at_bol;			/* the next body line starts a line */
+	int data_first;			/* no DATA line but "From " lines yet */
 	unsigned long body_bytes;
+	unsigned long data_size;	/* DATA as Postfix counts it (see data_line) */
 	unsigned long bdat_left;
 	int bdat_last;
 	enum reply_id bdat_refused;	/* the reply after a dropped chunk, or R_COUNT */
@@ -1128,6 +1130,8 @@ cmd_data(struct session *s, const char *arg, size_t len)
 		goto fail_noerr;
 	s->state = S_DATA;
 	s->at_bol = 1;
+	s->data_first = 1;
+	s->data_size = 0;
 	reply(s, R_DATA);
 	command_event(s, "DATA", s->cur, s->cur_len);
 	return;
@@ -1225,7 +1229,7 @@ finish_message(struct session *s, unsigned long bdat_total)
 		k = 0;
 	else if (s->msg_failed)
 		k = 1;
-	else if (s->body_bytes > s->conf->max_size)
+	else if ((s->bdat_seen ? s->body_bytes : s->data_size) > s->conf->max_size)
 		k = 2;
 	else if (store(s, NULL) < 0)
 		k = 1;	/* not durable: the store keeps what it can as partial */
@@ -1329,19 +1333,47 @@ body(struct session *s, const char *buf, size_t len)
 		s->msg_failed = rc == MSG_FULL ? MSG_FULL : MSG_ERROR;
 }
 
-/* data_line - one line of a DATA body (RFC 5321 4.5.2: dot-stuffing) */
+/* from_line - a Unix mailbox "From " line, with any '>' before it */
+static int
+from_line(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && p[i] == '>')
+		i++;
+	return len - i >= 5 && memcmp(p + i, "From ", 5) == 0;
+}
+
+/*
+ * data_line - one line of a DATA body (RFC 5321 4.5.2: dot-stuffing).  As Postfix
+ * with smtpd_forbid_bare_newline = no: a bare LF ends a line, every CR before the
+ * line end is taken off (so ".\r\r\n" ends the message), and each line counts its
+ * length without them plus two toward message_size_limit.  The store gets the bytes
+ * as they came, after dot-unstuffing.
+ */
 static void
 data_line(struct session *s, const char *line, size_t len, enum line_end end)
 {
 	static const char *const ending[] = { [LE_CRLF] = "\r\n", [LE_LF] = "\n", [LE_NONE] = "" };
+	size_t n = len, stuffed = 0;
 
-	if (s->at_bol && end != LE_NONE && len == 1 && line[0] == '.') {
-		finish_message(s, 0);
-		return;
+	if (end == LE_CRLF)
+		while (n > 0 && line[n - 1] == '\r')
+			n--;
+	/* XXX Postfix turns leading "From " lines into a header it does not count */
+	if (s->data_first && from_line(line, n))
+		goto keep;
+	s->data_first = 0;
+	if (s->at_bol && n > 0 && line[0] == '.') {
+		if (n == 1 && end != LE_NONE) {
+			finish_message(s, 0);
+			return;
+		}
+		stuffed = 1;
 	}
-	if (s->at_bol && len > 0 && line[0] == '.')
-		line++, len--;
-	body(s, line, len);
+	s->data_size += n - stuffed + 2;
+keep:
+	body(s, line + stuffed, len - stuffed);
 	body(s, ending[end], end == LE_CRLF ? 2 : end == LE_LF ? 1 : 0);
 	s->at_bol = end != LE_NONE;
 }

@@ -727,12 +727,21 @@ run(void)
 				continue;
 			}
 		} else {
-			size_t scan = avail < SESSION_LINE_MAX ? avail : SESSION_LINE_MAX;
-			char *nl = memchr(in + in_start, '\n', scan);
+			char *line = in + in_start;
+			size_t scan = avail < SESSION_LINE_MAX + 1 ? avail : SESSION_LINE_MAX + 1;
+			char *nl = memchr(line, '\n', scan);
+			/*
+			 * Postfix reads a line of up to line_length_limit bytes, its LF
+			 * included; one more is taken when the last is a CR and an LF
+			 * follows (smtp_get's repair of a cut CRLF).
+			 */
+			int cut_cr = avail >= SESSION_LINE_MAX && line[SESSION_LINE_MAX - 1] == '\r';
 
-			if (nl != NULL || avail >= SESSION_LINE_MAX) {
-				char *line = in + in_start;
-				size_t len = nl ? (size_t)(nl - line) : scan;
+			if (nl == line + SESSION_LINE_MAX && !cut_cr)
+				nl = NULL;
+			if (nl != NULL || avail > SESSION_LINE_MAX ||
+			    (avail == SESSION_LINE_MAX && !cut_cr)) {
+				size_t len = nl ? (size_t)(nl - line) : SESSION_LINE_MAX;
 				enum line_end end = LE_NONE;
 
 				if (nl != NULL) {
