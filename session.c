@@ -1968,8 +1968,8 @@ static const struct command {
 	enum reply_id refuse;	/* the reply elsewhere */
 	unsigned flags;
 } commands[] = {
-	{ "HELO", cmd_helo, S_ANY, R_COUNT, 0 },
-	{ "EHLO", cmd_ehlo, S_ANY, R_COUNT, 0 },
+	{ "HELO", cmd_helo, S_ANY, R_COUNT, CMD_JUNK },
+	{ "EHLO", cmd_ehlo, S_ANY, R_COUNT, CMD_JUNK },
 	{ "MAIL", cmd_mail, S_IDLE, R_NESTED_MAIL, 0 },
 	{ "RCPT", cmd_rcpt, S_TX, R_NEED_MAIL, 0 },
 	{ "DATA", cmd_data, S_ANY, R_COUNT, 0 },
@@ -2100,9 +2100,10 @@ command(struct session *s, const char *line, size_t len)
 		s->errors++;
 		command_event(s, c->verb, line, len);
 	} else {
+		c->fn(s, line + vlen, len - vlen);
+		/* as Postfix: counted after the reply, so its error sleeps the next one */
 		if ((c->flags & CMD_JUNK) && s->junk++ > JUNK_MAX)
 			s->errors++;
-		c->fn(s, line + vlen, len - vlen);
 		if (c->flags & (CMD_QUIT | CMD_HANGUP)) {
 			session_end(s, (c->flags & CMD_QUIT) ? END_QUIT : END_REJECTED);
 			return SN_CLOSE;
