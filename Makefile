@@ -28,8 +28,10 @@ PKG_LIBS = $(shell pkg-config --libs libsystemd yajl) $(SSL_LIBS)
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
-HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
+# the state machine (session.h), in the files session_priv.h describes
+SESSION_SRCS = session.c reply.c address.c message.c sasl.c
+SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h session_priv.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -139,9 +141,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c11 $(WARN) $(WERROR) -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-omit-frame-pointer -fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz/session_fuzz.c session.c ja.c b64.c utf8.c rfc822.c flood.c
+FUZZ_SRCS = tests/fuzz/session_fuzz.c $(SESSION_SRCS) ja.c b64.c utf8.c rfc822.c flood.c
 
-build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h flood.h
+build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h session_priv.h ja.h b64.h rfc822.h flood.h
 	@tools/deps fuzz
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto

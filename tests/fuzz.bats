@@ -13,7 +13,7 @@ setup_file() {
 	REPLAY=$BATS_FILE_TMPDIR/replay
 	cc -std=c11 -Wall -Wextra -O1 -g -fsanitize=address,undefined \
 	    -fno-omit-frame-pointer -fno-sanitize-recover=all -o "$REPLAY" \
-	    "$FUZZ/session_fuzz.c" "$FUZZ/replay.c" "$TOP/session.c" "$TOP/ja.c" "$TOP/b64.c" "$TOP/utf8.c" "$TOP/rfc822.c" "$TOP/flood.c" -lcrypto
+	    "$FUZZ/session_fuzz.c" "$FUZZ/replay.c" "$TOP/session.c" "$TOP/reply.c" "$TOP/address.c" "$TOP/message.c" "$TOP/sasl.c" "$TOP/ja.c" "$TOP/b64.c" "$TOP/utf8.c" "$TOP/rfc822.c" "$TOP/flood.c" -lcrypto
 	export REPLAY
 }
 

@@ -16,12 +16,12 @@ PAGE=$TOP/man/decky-smtpd.8
 
 @test "every event type, field and disconnect reason in the code is in the man page" {
 	names=$( {
-		# event types (sink.c) and fields (session.c, sink.c, smtpd.c)
+		# event types (sink.c) and fields (the state machine's files, sink.c, smtpd.c)
 		grep -oE '\[EV_[A-Z_]+\] = \{ "[a-z_]+"' "$TOP/sink.c" | grep -oE '"[a-z_]+"'
 		grep -ohE '(fieldz?|some|add|shell_event)\([^,()]+, "[A-Z][A-Z0-9_]*"' "$TOP"/*.c | grep -oE '"[A-Z0-9_]+"$'
 		grep -ohE 'ADD\("[A-Z_]+"' "$TOP/sink.c" | grep -oE '"[A-Z_]+"'
 		# message_partial, command and auth_attempt reasons and results
-		grep -ohE '(reset_transaction\(s|spoil_bdat\(s, R_[A-Z_]+|auth_unfinished\(s|fieldz\(&[a-z]+, "(REASON|RESULT)"|command_why\(s, [^;]*), "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"$'
+		grep -ohE '(reset_transaction\(s|spoil_bdat\(s, R_[A-Z_]+|auth_unfinished\(s|fieldz\(&[a-z]+, "(REASON|RESULT)"|command_why\(s, [^;]*), "[a-z_]+"' "$TOP"/session.c "$TOP"/reply.c "$TOP"/address.c "$TOP"/message.c "$TOP"/sasl.c | grep -oE '"[a-z_]+"$'
 		# disconnect reasons
 		grep -oE '\[END_[A-Z_]+\] = "[a-z_]+"' "$TOP/session.c" | grep -oE '"[a-z_]+"'
 	} | tr -d '"' | sort -u)
