@@ -30,8 +30,8 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # the state machine (session.h), in the files session_priv.h describes
 SESSION_SRCS = session.c reply.c address.c message.c sasl.c
-SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
-HDRS = session.h session_priv.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
+SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c penalty.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h session_priv.h sink.h penalty.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file

@@ -27,6 +27,7 @@ enum type {
 	T_STR,		/* text, at most 255 bytes, no control characters */
 	T_NUM,		/* a decimal number within [min, max] */
 	T_CHOICE,	/* one of two words: the first is 1, the second 0 */
+	T_PICK,		/* one of a list of words: its index */
 	T_RANGE,	/* "N" or "MIN-MAX" milliseconds, into two numbers */
 	T_WORDS,	/* space-separated words, each from a fixed list */
 	T_LOG		/* journal, json, json:FILE, comma-separated */
@@ -37,7 +38,7 @@ static const char *const keyword_words[] = {
 	"PIPELINING", "SIZE", "VRFY", "ETRN", "STARTTLS", "AUTH", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN",
 	"SMTPUTF8", "CHUNKING", NULL
 };
-static const char *const policy_words[] = { "accept", "reject", NULL };
+static const char *const policy_words[] = { "accept", "reject", "weak", NULL };	/* enum auth_policy */
 static const char *const relay_words[] = { "open", "deny", NULL };
 
 #define OFF(f) offsetof(struct persona, f)
@@ -47,14 +48,17 @@ static const struct setting {
 	enum type type;
 	size_t off;
 	unsigned long long min, max;	/* T_NUM, T_RANGE */
-	const char *const *words;	/* T_CHOICE, T_WORDS */
+	const char *const *words;	/* T_CHOICE, T_PICK, T_WORDS */
 	size_t off2;			/* T_RANGE: the upper end */
 } settings[] = {
 	{ "hostname", T_STR, OFF(hostname), 0, 0, NULL, 0 },
 	{ "banner", T_STR, OFF(banner), 0, 0, NULL, 0 },
 	{ "ehlo-keywords", T_WORDS, OFF(ehlo_keywords), 0, 0, keyword_words, 0 },
 	{ "auth-mechanisms", T_WORDS, OFF(auth_mechanisms), 0, 0, mech_words, 0 },
-	{ "auth-policy", T_CHOICE, OFF(auth_accept), 0, 0, policy_words, 0 },
+	{ "auth-policy", T_PICK, OFF(auth_policy), 0, 0, policy_words, 0 },
+	{ "auth-weak-file", T_STR, OFF(auth_weak_file), 0, 0, NULL, 0 },
+	{ "auth-succeed-after", T_NUM, OFF(auth_succeed_after), 0, 1000, NULL, 0 },
+	{ "auth-failure-delay", T_NUM, OFF(auth_failure_delay), 0, 60000, NULL, 0 },
 	{ "relay", T_CHOICE, OFF(relay_open), 0, 0, relay_words, 0 },
 	{ "size-limit", T_NUM, OFF(size_limit), 1, 1ULL << 40, NULL, 0 },
 	{ "recipient-limit", T_NUM, OFF(recipient_limit), 1, 100000, NULL, 0 },
@@ -88,7 +92,8 @@ persona_defaults(struct persona *p)
 	p->ehlo_keywords = strdup("PIPELINING SIZE VRFY ETRN STARTTLS AUTH ENHANCEDSTATUSCODES "
 	    "8BITMIME DSN SMTPUTF8 CHUNKING");
 	p->auth_mechanisms = strdup("PLAIN LOGIN");
-	p->auth_accept = 1;
+	p->auth_policy = 0;		/* accept */
+	p->auth_failure_delay = 2000;	/* Dovecot's auth_failure_delay */
 	p->relay_open = 1;
 	p->size_limit = 10240000;	/* message_size_limit */
 	p->recipient_limit = 1000;	/* smtpd_recipient_limit */
@@ -243,6 +248,19 @@ persona_set(struct persona *p, const char *name, const char *v, char *err, size_
 		}
 		snprintf(err, errsize, "%s must be \"%s\" or \"%s\"", name, st->words[0], st->words[1]);
 		return -1;
+	case T_PICK: {
+		size_t k;
+
+		for (k = 0; st->words[k] != NULL; k++)
+			if (strcmp(v, st->words[k]) == 0) {
+				INT(p, st) = (int)k;
+				return 0;
+			}
+		snprintf(err, errsize, "%s must be one of:", name);
+		for (k = 0; st->words[k] != NULL; k++)
+			snprintf(err + strlen(err), errsize - strlen(err), " %s", st->words[k]);
+		return -1;
+	}
 	case T_WORDS:
 		if (words(v, st->words, err, errsize) < 0)
 			return -1;
@@ -590,6 +608,9 @@ persona_print(const struct persona *p, FILE *f)
 		case T_CHOICE:
 			fprintf(f, "%s\n", st->words[INT(p, st) ? 0 : 1]);
 			break;
+		case T_PICK:
+			fprintf(f, "%s\n", st->words[INT(p, st)]);
+			break;
 		default:
 			fprintf(f, "%s\n", STR(p, st) ? STR(p, st) : "(default)");
 		}
@@ -603,4 +624,53 @@ persona_names(FILE *f)
 
 	for (i = 0; i < NSETTINGS; i++)
 		fprintf(f, " %s", settings[i].name);
+}
+
+/*
+ * persona_weak - the operator's weak credentials: "user:password" a line (the first
+ * colon splits; '#' starts a comment line), at most WEAK_MAX of them.  The strings
+ * live as long as the process.  0, or -1 with a reason.
+ */
+int
+persona_weak(const char *path, struct cred **list, size_t *n, char *err, size_t errsize)
+{
+	static char buf[FILE_MAX + 1];
+	static struct cred creds[WEAK_MAX];
+	char *line, *next, *colon;
+	ssize_t got;
+	int fd;
+
+	*list = creds;
+	*n = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errsize, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	got = read(fd, buf, FILE_MAX + 1);
+	close(fd);
+	if (got < 0 || got > FILE_MAX) {
+		snprintf(err, errsize, "%s: %s", path, got < 0 ? strerror(errno) : "over 64 KiB");
+		return -1;
+	}
+	buf[got] = '\0';
+	for (line = buf; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line[strcspn(line, "\r")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if ((colon = strchr(line, ':')) == NULL || colon == line) {
+			snprintf(err, errsize, "%s: a line without \"user:password\"", path);
+			return -1;
+		}
+		if (*n == WEAK_MAX) {
+			snprintf(err, errsize, "%s: more than %d credentials", path, WEAK_MAX);
+			return -1;
+		}
+		*colon = '\0';
+		creds[*n].user = line;
+		creds[*n].pass = colon + 1;
+		(*n)++;
+	}
+	return 0;
 }

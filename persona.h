@@ -8,13 +8,20 @@
 
 #include <stdio.h>
 
+#include "session.h"
+
+#define WEAK_MAX	4096	/* credentials in an auth-weak-file */
+
 struct persona {
 	/* the persona */
 	char *hostname;			/* NULL: the machine's host name */
 	char *banner;			/* NULL: "<hostname> ESMTP Postfix (Debian/GNU)" */
 	char *ehlo_keywords;		/* names, in order: SIZE and AUTH get their values */
 	char *auth_mechanisms;		/* offered: PLAIN LOGIN CRAM-MD5 */
-	int auth_accept;		/* auth-policy: accept (1) or reject (0) */
+	int auth_policy;		/* auth-policy: enum auth_policy (session.h) */
+	char *auth_weak_file;		/* the operator's weak credentials, "user:password" lines */
+	unsigned long long auth_succeed_after;	/* this attempt of a session succeeds; 0: none */
+	unsigned long long auth_failure_delay;	/* ms, Dovecot's auth_failure_delay; 0: no waits */
 	int relay_open;			/* relay: open (1) or deny (0) */
 	unsigned long long size_limit;
 	unsigned long long recipient_limit;
@@ -52,5 +59,8 @@ void persona_print(const struct persona *, FILE *);
 void persona_names(FILE *);
 /* persona_env_name - "size-limit" -> "SMTP_SIZE_LIMIT" */
 void persona_env_name(char *buf, size_t size, const char *name);
+
+/* persona_weak - the credentials of an auth-weak-file ("user:password" lines) */
+int persona_weak(const char *path, struct cred **list, size_t *n, char *err, size_t errsize);
 
 #endif

@@ -82,6 +82,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_AUTH_BAD_IR] = "535 5.7.8 Error: authentication failed: Invalid base64 data in initial response",
 	[R_AUTH_BAD_RESP] = "535 5.7.8 Error: authentication failed: Invalid base64 data in continued response",
 	[R_AUTH_MECH] = "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+	[R_AUTH_TEMP] = "454 4.7.0 Temporary authentication failure: Connection lost to authentication server",
 	[R_AUTH_TOO_LONG] = "500 5.5.6 SASL response limit exceeded",
 	[R_NULL_BDAT] = "551 5.7.1 Null BDAT request",
 	[R_ETRN_INVALID] = "501 Error: invalid parameter syntax",
@@ -121,13 +122,27 @@ reply(struct session *s, enum reply_id id, ...)
 	 * Postfix sleeps before each reply line once the soft error limit is reached,
 	 * and flushes after it: the shell does the same at each mark.
 	 */
-	if (s->errors >= s->conf->soft_errors && s->conf->error_sleep_ms > 0) {
-		if (s->ndelay == SESSION_DELAYS_MAX)
-			s->delay[s->ndelay - 1].ms += s->conf->error_sleep_ms;
-		else
-			s->delay[s->ndelay++].ms = s->conf->error_sleep_ms;
-		s->delay[s->ndelay - 1].end = s->out_len;
+	if (s->errors >= s->conf->soft_errors)
+		pause_reply(s, s->conf->error_sleep_ms);
+}
+
+/*
+ * pause_reply - the shell waits ms before it sends the reply just appended (an
+ * error sleep, Dovecot's delays); waits before one reply add up
+ */
+void
+pause_reply(struct session *s, unsigned ms)
+{
+	if (ms == 0)
+		return;
+	if (s->ndelay > 0 && (s->delay[s->ndelay - 1].end == s->out_len ||
+	    s->ndelay == SESSION_DELAYS_MAX)) {
+		s->delay[s->ndelay - 1].ms += ms;
+	} else {
+		s->delay[s->ndelay].ms = ms;
+		s->ndelay++;
 	}
+	s->delay[s->ndelay - 1].end = s->out_len;
 }
 
 /* field - add a field to an event under construction */

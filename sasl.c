@@ -11,8 +11,27 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/hmac.h>
+
 #include "session_priv.h"
 #include "utf8.h"
+
+/* Postfix's AUTH_TIMEOUT (xsasl_dovecot_server.c): past it Dovecot's answer is lost */
+#define DOVECOT_TIMEOUT_MS 10000
+
+/*
+ * The weak credentials of a badly run server, which the weak policy accepts besides
+ * a user name that is its own password and the operator's list.  XXX: data of the
+ * persona, like the local users.
+ */
+static const struct cred weak_defaults[] = {
+	{ "admin", "admin" }, { "admin", "password" }, { "admin", "123456" },
+	{ "admin", "admin123" }, { "administrator", "password" }, { "root", "root" },
+	{ "root", "toor" }, { "root", "123456" }, { "test", "test" }, { "test", "123456" },
+	{ "user", "user" }, { "user", "password" }, { "guest", "guest" }, { "info", "info" },
+	{ "info", "123456" }, { "mail", "mail" }, { "support", "support" },
+	{ "webmaster", "webmaster" }, { "postmaster", "postmaster" }, { "sales", "sales" },
+};
 
 /*
  * The SASL mechanisms the persona may offer (RFC 4954), each with the first reply
@@ -113,16 +132,150 @@ auth_abort(struct session *s, enum reply_id id, const char *resp, size_t len)
 	command_event(s, "AUTH", resp, len);
 }
 
-/* auth_verdict - log the credential and answer as the persona's policy says */
+/* ask - how long Dovecot takes at this moment (the shell knows the clock) */
+static unsigned
+ask(struct session *s, enum auth_moment m, unsigned long sum)
+{
+	if (s->ops->auth_wait == NULL)
+		return 0;
+	return s->ops->auth_wait(s->ops->auth_ctx, m, sum, s->auth_wait);
+}
+
+/* checksum - what Dovecot's penalty tells one guess from another by (FNV-1a) */
+static unsigned long
+checksum(const struct credential *c)
+{
+	unsigned long h = 2166136261UL;
+	size_t i;
+
+	for (i = 0; i < c->user.len; i++)
+		h = ((h ^ (unsigned char)c->user.p[i]) * 16777619UL) & 0xffffffffUL;
+	h = ((h ^ 0) * 16777619UL) & 0xffffffffUL;
+	for (i = 0; i < c->pass.len; i++)
+		h = ((h ^ (unsigned char)c->pass.p[i]) * 16777619UL) & 0xffffffffUL;
+	return h != 0 ? h : 1;
+}
+
+static int
+same(const struct bytes *b, const char *z)
+{
+	return b->len == strlen(z) && memcmp(b->p, z, b->len) == 0;
+}
+
+/* cram_good - does the CRAM-MD5 digest come from this password (RFC 2195)? */
+static int
+cram_good(const struct session *s, const struct credential *c, const char *pass, size_t plen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+	if (HMAC(EVP_md5(), pass, (int)plen, (const unsigned char *)s->conf->cram_challenge,
+	    strlen(s->conf->cram_challenge), md, &mdlen) == NULL || 2 * mdlen != c->digest.len)
+		return 0;
+	for (i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return strncasecmp(hex, c->digest.p, c->digest.len) == 0;
+}
+
+/* weak_pair - is user/pass one of the list? */
+static int
+weak_pair(const struct session *s, const struct credential *c, const struct cred *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!same(&c->user, list[i].user))
+			continue;
+		if (s->auth == AUTH_CRAM ? cram_good(s, c, list[i].pass, strlen(list[i].pass)) :
+		    same(&c->pass, list[i].pass))
+			return 1;
+	}
+	return 0;
+}
+
+/* weak - the weak policy: a user name that is its password, or a listed pair */
+static int
+weak(const struct session *s, const struct credential *c)
+{
+	if (s->auth == AUTH_CRAM ? cram_good(s, c, c->user.p, c->user.len) :
+	    c->user.len == c->pass.len && memcmp(c->user.p, c->pass.p, c->user.len) == 0)
+		return 1;
+	return weak_pair(s, c, weak_defaults, sizeof(weak_defaults) / sizeof(weak_defaults[0])) ||
+	    (s->conf->weak != NULL && weak_pair(s, c, s->conf->weak, s->conf->nweak));
+}
+
+/* good - the persona's verdict on a well-formed credential, the tries counted */
+static int
+good(struct session *s, const struct credential *c)
+{
+	if (s->conf->auth_succeed_after > 0 && s->auth_tries == s->conf->auth_succeed_after)
+		return 1;
+	switch (s->conf->auth_policy) {
+	case AUTH_ACCEPT:
+		return 1;
+	case AUTH_REJECT:
+		return 0;
+	case AUTH_WEAK:
+		return weak(s, c);
+	}
+	abort();
+}
+
+/*
+ * auth_tempfail - Dovecot's answer would come after Postfix stops waiting for it:
+ * 454 after DOVECOT_TIMEOUT_MS, and the dialogue is over (c NULL: no credential yet)
+ */
+static void
+auth_tempfail(struct session *s, const struct credential *c)
+{
+	if (c != NULL)
+		auth_event(s, c, "tempfail");
+	else
+		auth_unfinished(s, "tempfail");
+	auth_stop(s, R_AUTH_TEMP);
+	pause_reply(s, DOVECOT_TIMEOUT_MS);
+	s->auth_wait = 0;
+}
+
+/*
+ * auth_verdict - log the credential and answer as the persona's policy says, when
+ * Dovecot would: its penalty for the client first, then, for a failure, its
+ * auth_failure_delay; the penalty grows with each failure (ask)
+ */
 static void
 auth_verdict(struct session *s, const struct credential *c)
 {
-	int ok = c->wellformed && s->conf->auth_accept;
+	unsigned wait = s->auth_wait;
+	int ok;
 
+	if (wait > DOVECOT_TIMEOUT_MS) {
+		auth_tempfail(s, c);
+		return;
+	}
+	s->auth_tries++;
+	ok = c->wellformed && good(s, c);
+	wait += ask(s, ok ? AUTH_PASSED : AUTH_FAILED,
+	    ok || !c->wellformed || s->auth == AUTH_CRAM ? 0 : checksum(c));
+	if (wait > DOVECOT_TIMEOUT_MS) {
+		auth_tempfail(s, c);
+		return;
+	}
 	auth_event(s, c, ok ? "accepted" : "rejected");
 	if (ok)
 		s->login_len = bounded_copy(s->login, sizeof(s->login), c->user.p, c->user.len);
 	auth_stop(s, ok ? R_AUTH_OK : R_AUTH_FAILED);
+	pause_reply(s, wait);
+	s->auth_wait = 0;
+}
+
+/* prompt - a 334 from Dovecot, after its penalty if it is the dialogue's first */
+static void
+prompt(struct session *s, enum reply_id id, const char *arg)
+{
+	reply(s, id, arg);
+	pause_reply(s, s->auth_wait);
+	s->auth_wait = 0;
 }
 
 /* raw - keep the client's base64 for the event: LOGIN's two answers space-separated */
@@ -184,7 +337,7 @@ auth_response(struct session *s, const char *resp, size_t len, int initial)
 		s->auth_user_len = (size_t)n;
 		memcpy(s->auth_user, dec, (size_t)n);
 		s->auth = AUTH_LOGIN_PASS;
-		reply(s, R_AUTH_PASS);
+		prompt(s, R_AUTH_PASS, NULL);
 		break;
 	case AUTH_LOGIN_PASS:
 		c.user = bytes(s->auth_user, s->auth_user_len);
@@ -252,6 +405,12 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 	/* Dovecot's LOGIN takes an empty initial response ("=") as none: it asks */
 	if (irlen == 1 && ir[0] == '=' && s->auth == AUTH_LOGIN_USER)
 		irlen = 0;
+	/* Dovecot takes the request up after the client's penalty (its anvil) */
+	s->auth_wait = ask(s, AUTH_BEGIN, 0);
+	if (s->auth_wait > DOVECOT_TIMEOUT_MS && (irlen == 0 || s->auth == AUTH_CRAM)) {
+		auth_tempfail(s, NULL);
+		return;
+	}
 	/* RFC 2195: CRAM-MD5 has no initial response; one sent is ignored */
 	if (irlen > 0 && s->auth != AUTH_CRAM) {
 		auth_response(s, ir, irlen, 1);
@@ -264,10 +423,10 @@ cmd_auth(struct session *s, const char *arg, size_t len)
 		if (clen > 128)
 			clen = 128;
 		b64_encode((const unsigned char *)s->conf->cram_challenge, clen, b64);
-		reply(s, R_AUTH_CHALLENGE, b64);
+		prompt(s, R_AUTH_CHALLENGE, b64);
 		return;
 	}
-	reply(s, m->prompt);
+	prompt(s, m->prompt, NULL);
 	return;
 fail:
 	s->errors++;

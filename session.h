@@ -98,6 +98,26 @@ struct msg_info {
 #define MSG_ERROR	-1		/* the store failed: 451 */
 #define MSG_FULL	-2		/* the spool budget is spent: 452 */
 
+/* The credential policies of auth-policy. */
+enum auth_policy {
+	AUTH_ACCEPT,		/* every well-formed credential is good */
+	AUTH_REJECT,		/* every one fails */
+	AUTH_WEAK		/* only weak ones: a user name that is its password, or a
+				   pair of the shipped list or the operator's */
+};
+
+/* A user name and password the weak policy accepts (NUL-terminated). */
+struct cred {
+	const char *user, *pass;
+};
+
+/* When the session asks the shell how long Dovecot would take (auth_wait). */
+enum auth_moment {
+	AUTH_BEGIN,		/* a dialogue starts: Dovecot's penalty for this client */
+	AUTH_FAILED,		/* a credential failed: its delay; the penalty grows */
+	AUTH_PASSED		/* one succeeded: the penalty is cleared */
+};
+
 /* What the shell provides: the event sink and the message store. */
 struct session_ops {
 	void *ctx;			/* for event() */
@@ -119,6 +139,14 @@ struct session_ops {
 	 * (Postfix's 454).  Called with ctx at STARTTLS, before the 220.
 	 */
 	int (*tls_ready)(void *ctx);
+	/*
+	 * How many milliseconds Dovecot would take at this moment of an AUTH dialogue
+	 * (sum: a digest of the user name and password, 0 when there is none; after:
+	 * what the session already waits before this answer).  NULL: none.  Called
+	 * with auth_ctx.
+	 */
+	void *auth_ctx;
+	unsigned (*auth_wait)(void *ctx, enum auth_moment, unsigned long sum, unsigned after);
 };
 
 /* What the shell learnt from a TLS handshake; empty pieces are left out of the event. */
@@ -136,7 +164,10 @@ struct session_conf {
 	const char *banner;		/* greeting text after "220 " */
 	const char *ehlo_keywords;	/* advertised, in order; SIZE and AUTH get values */
 	const char *auth_mechs;		/* offered, space-separated: PLAIN LOGIN CRAM-MD5 */
-	int auth_accept;		/* 1: every credential is good; 0: every one fails */
+	enum auth_policy auth_policy;	/* what AUTH accepts */
+	const struct cred *weak;	/* the operator's weak credentials (AUTH_WEAK) */
+	size_t nweak;
+	unsigned auth_succeed_after;	/* this attempt of a session succeeds (0: none) */
 	int relay_open;			/* 1: relay for anyone; 0: only after AUTH */
 	const char *cram_challenge;	/* "<random.time@host>", from the shell */
 	unsigned long max_size;		/* message_size_limit, SIZE keyword */

@@ -53,7 +53,7 @@ enum reply_id {
 	R_SIZE_EXCEEDED, R_SIZE_FS, R_FILE_TOO_BIG, R_CHUNK_TOO_BIG, R_DISCARDED, R_QUEUE_WRITE, R_NO_STORAGE, R_RELAY_DENIED, R_BAD_SENDER, R_BAD_RCPT,
 	R_UNSUPPORTED, R_BAD_SIZE, R_BAD_RET, R_BAD_ENVID, R_BAD_NOTIFY, R_BAD_ORCPT,
 	R_RCPT_AFTER_BDAT, R_XCLIENT, R_XCLIENT_SYNTAX, R_NON_SMTP, R_AUTH_ALREADY, R_AUTH_DISABLED, R_IN_TX,
-	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_ETRN_INVALID, R_VRFY, R_USER_UNKNOWN,
+	R_AUTH_ABORTED, R_AUTH_MECH, R_AUTH_TEMP, R_AUTH_TOO_LONG, R_NULL_BDAT, R_MAIL_AFTER_BDAT, R_ETRN_INVALID, R_VRFY, R_USER_UNKNOWN,
 	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
 
@@ -146,6 +146,8 @@ struct session {
 	size_t auth_raw_len;
 	char auth_resp[SASL_RESPONSE_MAX];	/* a response line, gathered from its pieces */
 	size_t auth_resp_len;
+	unsigned auth_wait;		/* ms Dovecot takes before its next answer */
+	unsigned auth_tries;		/* credentials given a verdict in this session */
 	char login[HDR_MAX];		/* the user name that AUTH accepted, for the sidecar */
 	size_t login_len;
 
@@ -158,6 +160,7 @@ struct session {
 enum echo { AS_SENT, BLANKED };
 
 void reply(struct session *s, enum reply_id id, ...);
+void pause_reply(struct session *s, unsigned ms);
 void field(struct event *ev, const char *name, const char *val, size_t len);
 void some(struct event *ev, const char *name, const struct bytes *b);
 void fieldz(struct event *ev, const char *name, const char *val);

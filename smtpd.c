@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "flood.h"
+#include "penalty.h"
 #include "persona.h"
 #include "session.h"
 #include "sink.h"
@@ -811,6 +812,8 @@ main(int argc, char **argv)
 	static struct session_conf conf;
 	static struct session_ops ops;
 	static char challenge[128];
+	static struct penalty penalty;
+	struct cred *weak = NULL;
 	struct sigaction sa = { .sa_handler = on_term };
 
 	signal(SIGPIPE, SIG_IGN);
@@ -839,7 +842,12 @@ main(int argc, char **argv)
 	conf.banner = pc.banner;
 	conf.ehlo_keywords = pc.ehlo_keywords;
 	conf.auth_mechs = pc.auth_mechanisms;
-	conf.auth_accept = pc.auth_accept;
+	conf.auth_policy = (enum auth_policy)pc.auth_policy;
+	conf.auth_succeed_after = (unsigned)pc.auth_succeed_after;
+	if (pc.auth_weak_file != NULL && persona_err[0] == '\0' &&
+	    persona_weak(pc.auth_weak_file, &weak, &conf.nweak, persona_err, sizeof(persona_err)) < 0)
+		conf.nweak = 0;	/* the shipped list and user = password still hold */
+	conf.weak = weak;
 	conf.relay_open = pc.relay_open;
 	conf.max_size = (unsigned long)pc.size_limit;
 	conf.max_rcpt = (unsigned)pc.recipient_limit;
@@ -867,6 +875,10 @@ main(int argc, char **argv)
 	ops.msg_write = spool_write;
 	ops.msg_close = spool_close;
 	ops.tls_ready = tls_ready;
+	/* Dovecot's timing, with its per-address penalties shared through the spool */
+	penalty_init(&penalty, pc.spool, peer.src, (unsigned)pc.auth_failure_delay);
+	ops.auth_ctx = &penalty;
+	ops.auth_wait = penalty_wait;
 	if ((session = session_new(&conf, &ops)) == NULL)
 		return 1;
 

@@ -102,3 +102,113 @@ setup() {
 	[ "$(event_field auth_attempt result 0)" = rejected ]
 	[ "$(event_field auth_attempt digest 2)" = "$(printf 'a%.0s' $(seq 32))" ]
 }
+
+# plain CREDS... - "AUTH PLAIN" lines for user/password pairs given as user:password
+plain() {
+	local c
+	for c in "$@"; do
+		printf 'AUTH PLAIN %s\n' "$(printf '\0%s\0%s' "${c%%:*}" "${c#*:}" | base64 -w0)"
+	done
+}
+
+@test "auth-policy weak refuses a random credential and takes what a badly run server would" {
+	printf '# the operator'"'"'s\nsales2:Summer2026!\n' >"$BATS_TEST_TMPDIR/weak"
+	export SMTP_AUTH_POLICY=weak SMTP_AUTH_WEAK_FILE=$BATS_TEST_TMPDIR/weak
+	for c in k3j4h5:Zx9q2LmP admin:admin jdoe:jdoe sales2:Summer2026! sales2:summer2026!; do
+		: >"$EVENTS"
+		mapfile -t lines < <(plain "$c")
+		smtp "EHLO x" "${lines[0]}" QUIT
+		case $c in
+		k3j4h5:*|*:summer2026!)
+			assert_line -n 13 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+			[ "$(event_field auth_attempt result)" = rejected ] ;;
+		*)
+			assert_line -n 13 $'235 2.7.0 Authentication successful\r'
+			[ "$(event_field auth_attempt result)" = accepted ] ;;
+		esac
+		[ "$(event_field auth_attempt username)" = "${c%%:*}" ]
+		[ "$(event_field auth_attempt password)" = "${c#*:}" ]
+	done
+	# LOGIN and CRAM-MD5 (its digest checked against the weak passwords) alike
+	smtp "EHLO x" "AUTH LOGIN" "$(printf root | base64)" "$(printf toor | base64)" QUIT
+	assert_line -n 15 $'235 2.7.0 Authentication successful\r'
+	: >"$EVENTS"
+	export SMTP_AUTH_MECHANISMS="PLAIN LOGIN CRAM-MD5"
+	run python3 - "$DECKY" "$EVENTS" <<'PY'
+import base64, hmac, subprocess, sys
+for user, pw in ((b"guest", b"guest"), (b"guest", b"nope")):
+    p = subprocess.Popen([sys.argv[1], "--log=json:" + sys.argv[2]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    def line(b):
+        p.stdin.write(b + b"\r\n"); p.stdin.flush()
+    def reply():
+        while True:
+            l = p.stdout.readline()
+            if l[3:4] != b"-":
+                return l
+    reply(); line(b"EHLO x"); reply()
+    line(b"AUTH CRAM-MD5")
+    chal = base64.b64decode(reply()[4:].strip())
+    line(base64.b64encode(user + b" " + hmac.new(pw, chal, "md5").hexdigest().encode()))
+    print(reply().decode().strip())
+    line(b"QUIT"); reply(); p.wait()
+PY
+	assert_line -n 0 '235 2.7.0 Authentication successful'
+	assert_line -n 1 '535 5.7.8 Error: authentication failed: (reason unavailable)'
+	[ "$(events auth_attempt | jq -r '.mechanism + " " + .username + " " + .result' | xargs)" = "CRAM-MD5 guest accepted CRAM-MD5 guest rejected" ]
+}
+
+@test "auth-succeed-after lets the Nth credential of a session in, whatever it is" {
+	export SMTP_AUTH_POLICY=reject SMTP_AUTH_SUCCEED_AFTER=3
+	mapfile -t lines < <(plain a:1 b:2 c:3 d:4)
+	smtp "EHLO x" "${lines[@]}" QUIT
+	assert_line -n 13 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 14 $'535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	assert_line -n 15 $'235 2.7.0 Authentication successful\r'
+	assert_line -n 16 $'503 5.5.1 Error: already authenticated\r'
+	[ "$(events auth_attempt | jq -r '.username + "=" + .result' | xargs)" = "a=rejected b=rejected c=accepted" ]
+}
+
+# timed DELAY_MS CREDS... - one activated session; the seconds each AUTH PLAIN took
+timed() {
+	python3 - "$PORT" "$@" <<'PY'
+import base64, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if l[3:4] != b"-":
+            return l
+reply(); s.sendall(b"EHLO x\r\n"); reply()
+for c in sys.argv[2:]:
+    u, p = c.split(":", 1)
+    t = time.monotonic()
+    s.sendall(b"AUTH PLAIN " + base64.b64encode(b"\0" + u.encode() + b"\0" + p.encode()) + b"\r\n")
+    r = reply()
+    print("%.2f %s" % (time.monotonic() - t, r[:3].decode()))
+PY
+}
+
+@test "failures take Dovecot's time: the delay, a penalty that grows to 454, across connections" {
+	SMTP_AUTH_POLICY=reject start_activated SMTP_AUTH_POLICY SMTP_AUTH_FAILURE_DELAY=1000
+	# measured on the reference with its 2 s: 2, 6, 10, then 454 after 10 s
+	run timed a:1 a:2 a:3 a:4
+	assert_success
+	mapfile -t t <<<"$output"
+	within() { awk -v t="${1% *}" -v lo="$2" -v hi="$3" 'BEGIN { exit !(t >= lo && t <= hi) }'; }
+	within "${t[0]}" 0.4 1.2 && [ "${t[0]#* }" = 535 ]
+	within "${t[1]}" 4.4 5.2 && [ "${t[1]#* }" = 535 ]
+	within "${t[2]}" 8.4 9.2 && [ "${t[2]#* }" = 535 ]
+	within "${t[3]}" 9.9 10.5 && [ "${t[3]#* }" = 454 ]
+	[ "$(events auth_attempt | jq -r .result | xargs)" = "rejected rejected rejected tempfail" ]
+	stop_activated || true
+	# a new connection from the same address after one failure meets the penalty
+	rm -f "$SMTP_SPOOL/.penalty"
+	SMTP_AUTH_POLICY=reject start_activated SMTP_AUTH_POLICY SMTP_AUTH_FAILURE_DELAY=1000
+	run timed a:1
+	within "$output" 0.4 1.2
+	run timed b:2
+	echo "second connection: $output"
+	within "$output" 4.4 5.2
+	[ -s "$SMTP_SPOOL/.penalty" ]
+}

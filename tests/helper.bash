@@ -16,6 +16,9 @@ common_setup() {
 	export SMTP_SPOOL=$BATS_TEST_TMPDIR/spool
 	export SMTP_ERROR_SLEEP=0
 	export SMTP_GREETING_DELAY=0
+	# Dovecot's AUTH timing is on in production, off here but where a test measures it
+	export SMTP_AUTH_FAILURE_DELAY=0
+	unset SMTP_AUTH_WEAK_FILE SMTP_AUTH_SUCCEED_AFTER
 	unset SMTP_BANNER SMTP_LOG SMTP_FALLBACK_LOG SMTP_TIMEOUT SMTP_SIZE_LIMIT SMTP_RECIPIENT_LIMIT
 	unset SMTP_PERSONA SMTP_AUTH_MECHANISMS SMTP_AUTH_POLICY SMTP_RELAY SMTP_SPOOL_BUDGET
 	unset SMTP_EHLO_KEYWORDS SMTP_SOFT_ERROR_LIMIT SMTP_HARD_ERROR_LIMIT
@@ -78,7 +81,7 @@ wait_port() {
 start_activated() {
 	local envs=() e
 	PORT=$(free_port)
-	for e in SMTP_HOSTNAME SMTP_SPOOL SMTP_ERROR_SLEEP SMTP_GREETING_DELAY "$@"; do
+	for e in SMTP_HOSTNAME SMTP_SPOOL SMTP_ERROR_SLEEP SMTP_GREETING_DELAY SMTP_AUTH_FAILURE_DELAY "$@"; do
 		case $e in
 		*=*) envs+=(-E "$e") ;;
 		*) envs+=(-E "$e=${!e}") ;;
