@@ -75,6 +75,7 @@ static const struct setting {
 	{ "spool-budget", T_NUM, OFF(spool_budget), 0, 1ULL << 50, NULL, 0 },
 	{ "tls-cert", T_STR, OFF(tls_cert), 0, 0, NULL, 0 },
 	{ "tls-key", T_STR, OFF(tls_key), 0, 0, NULL, 0 },
+	{ "tls-ticket-period", T_NUM, OFF(tls_ticket_period), 1, 86400, NULL, 0 },
 	{ "log", T_LOG, OFF(log), 0, 0, NULL, 0 },
 	{ "fallback-log", T_STR, OFF(fallback_log), 0, 0, NULL, 0 },
 	{ "persona", T_STR, OFF(persona), 0, 0, NULL, 0 },
@@ -108,6 +109,7 @@ persona_defaults(struct persona *p)
 	p->greeting_min = 20;		/* what a reverse lookup on a LAN costs */
 	p->greeting_max = 250;
 	p->spool_budget = 1ULL << 30;
+	p->tls_ticket_period = 1800;	/* smtpd_tls_session_cache_timeout / 2 */
 	p->log = strdup("journal");
 }
 

@@ -36,6 +36,7 @@ struct persona {
 	char *spool;			/* NULL: $STATE_DIRECTORY, else /var/lib/decky-smtpd */
 	unsigned long long spool_budget;	/* bytes; 0: none */
 	char *tls_cert, *tls_key;	/* NULL: <spool>/tls/cert.pem, key.pem (made at first use) */
+	unsigned long long tls_ticket_period;	/* seconds a ticket key encrypts */
 	/* the process */
 	char *log;
 	char *fallback_log;

@@ -649,7 +649,7 @@ tls_ready(void *ctx)
 	char err[512];
 
 	(void)ctx;
-	if (tls_init(pc.tls_cert, pc.tls_key, pc.hostname, err, sizeof(err)) == 0)
+	if (tls_init(pc.tls_cert, pc.tls_key, pc.hostname, pc.tls_ticket_period, err, sizeof(err)) == 0)
 		return 0;
 	shell_event(EV_PERSONA_ERROR, "ERROR", err);
 	return -1;

@@ -41,7 +41,7 @@ spool_init(struct spool *sp, const char *dir, unsigned long long budget,
 {
 	/* the fields, not the 76 KiB of buffers: a page not touched is memory not used */
 	memset(sp, 0, offsetof(struct spool, tmp));
-	sp->tmp[0] = sp->path[0] = sp->meta[0] = sp->qid[0] = sp->last_qid[0] = '\0';
+	sp->tmp[0] = sp->path[0] = sp->meta[0] = sp->qid[0] = '\0';
 	sp->buflen = 0;
 	sp->dir = dir;
 	sp->budget = budget;
@@ -49,6 +49,8 @@ spool_init(struct spool *sp, const char *dir, unsigned long long budget,
 	sp->peer = peer;
 	sp->fd = -1;
 	sp->resfd = -1;
+	sp->slotfd = -1;
+	sp->slot = SPOOL_SLOTS;
 }
 
 /* ready - the spool and its directories exist (created on first use, mode 0700) */
@@ -607,8 +609,120 @@ reserve(struct spool *sp, int ufd)
 }
 
 /*
- * spool_open - a new file under tmp/.  The queue id is Postfix's short form: the
- * microseconds as five hex digits, then the file's inode number in hex.
+ * The queue id a client sees.  Postfix's short id is the microseconds as five hex
+ * digits, then the queue file's inode in hex; Postfix removes the file after
+ * delivery, so the same few inodes come back (500 messages to the reference, one a
+ * session: 25 inode parts, 73% of them the first).  Every message is kept here, so
+ * the file's own inode would climb with the spool.  Instead the "inode" is one of
+ * SPOOL_SLOTS slots, the lowest free one, as a file system hands out the lowest free
+ * inode: a slot is held (an OFD lock on its byte of .qslots) while a message is
+ * written, and for SPOOL_SLOT_HOLD microseconds after, the time Postfix's queue
+ * manager takes to deliver and remove the file.  Slot k is a number above the
+ * inode of tmp/, with small gaps, fixed for the spool.  The file keeps a unique
+ * name (the stem); the sidecar and the events carry both.
+ */
+
+static unsigned char usec_used[1000000 / 8];	/* this session's usec parts */
+
+/* mix - a fixed scramble of a number */
+static unsigned long long
+mix(unsigned long long x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	return x ^ (x >> 33);
+}
+
+/* slot_inode - the inode number slot k shows */
+static unsigned long long
+slot_inode(const struct stat *tmpdir, int k)
+{
+	unsigned long long ino = tmpdir->st_ino + 1 + mix(tmpdir->st_ino) % 192;
+	int j;
+
+	for (j = 0; j < k; j++)
+		ino += 1 + mix(tmpdir->st_ino + (unsigned long long)j + 1) % 4;
+	return ino;
+}
+
+/* slot_take - the lowest free slot, locked; its number, or SPOOL_SLOTS if none */
+static int
+slot_take(struct spool *sp, unsigned long long now)
+{
+	char p[4096], rec[SPOOL_SLOT_REC + 1];
+	struct flock fl;
+	int k;
+
+	snprintf(p, sizeof(p), "%s/.qslots", sp->dir);
+	if (sp->slotfd < 0 && (sp->slotfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return SPOOL_SLOTS;
+	for (k = 0; k < SPOOL_SLOTS; k++) {
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		fl.l_start = (off_t)k * SPOOL_SLOT_REC;
+		fl.l_len = SPOOL_SLOT_REC;
+		if (fcntl(sp->slotfd, F_OFD_SETLK, &fl) < 0)
+			continue;
+		memset(rec, 0, sizeof(rec));
+		if (pread(sp->slotfd, rec, SPOOL_SLOT_REC, fl.l_start) <= 0 ||
+		    strtoull(rec, NULL, 10) <= now)
+			return k;
+		fl.l_type = F_UNLCK;
+		fcntl(sp->slotfd, F_OFD_SETLK, &fl);
+	}
+	return SPOOL_SLOTS;
+}
+
+/* slot_give - the slot back, busy for SPOOL_SLOT_HOLD more */
+static void
+slot_give(struct spool *sp)
+{
+	char rec[SPOOL_SLOT_REC + 1];
+	struct timeval tv;
+	struct flock fl;
+
+	if (sp->slotfd < 0 || sp->slot >= SPOOL_SLOTS)
+		return;
+	gettimeofday(&tv, NULL);
+	snprintf(rec, sizeof(rec), "%020llu\n  ", (unsigned long long)tv.tv_sec * 1000000 +
+	    (unsigned long long)tv.tv_usec + SPOOL_SLOT_HOLD);
+	/* a failed write leaves the slot free at once: no worse than a crash */
+	(void)!pwrite(sp->slotfd, rec, SPOOL_SLOT_REC, (off_t)sp->slot * SPOOL_SLOT_REC);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_UNLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)sp->slot * SPOOL_SLOT_REC;
+	fl.l_len = SPOOL_SLOT_REC;
+	fcntl(sp->slotfd, F_OFD_SETLK, &fl);
+	sp->slot = SPOOL_SLOTS;
+}
+
+/* visible_qid - the id the client sees; none repeats within this process */
+static void
+visible_qid(struct spool *sp, const struct timeval *tv)
+{
+	unsigned long long now = (unsigned long long)tv->tv_sec * 1000000 + (unsigned long long)tv->tv_usec;
+	unsigned long usec = (unsigned long)tv->tv_usec % 1000000, n;
+	char p[4096];
+	struct stat d;
+
+	snprintf(p, sizeof(p), "%s/tmp", sp->dir);
+	if (stat(p, &d) < 0)
+		memset(&d, 0, sizeof(d));
+	sp->slot = slot_take(sp, now);
+	/* past SPOOL_SLOTS messages at once, a slot beyond them, unlocked */
+	for (n = 0; n < 1000000 && (usec_used[usec / 8] & (1U << (usec % 8))); n++)
+		usec = (usec + 1) % 1000000;
+	usec_used[usec / 8] |= (unsigned char)(1U << (usec % 8));
+	snprintf(sp->qid, sizeof(sp->qid), "%05lX%llX", usec,
+	    slot_inode(&d, sp->slot < SPOOL_SLOTS ? sp->slot : SPOOL_SLOTS + (int)(usec % 64)));
+}
+
+/*
+ * spool_open - a new file under tmp/, and the queue id the client sees (above)
  */
 int
 spool_open(void *ctx, char *qid, size_t qidsize)
@@ -643,13 +757,7 @@ spool_open(void *ctx, char *qid, size_t qidsize)
 		goto fail;
 	if (ufd >= 0)
 		close(ufd);
-	snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX", (unsigned long)tv.tv_usec,
-	    (unsigned long)st.st_ino);
-	/* no two ids in one process repeat, even for a reused inode in the same usec */
-	if (strcmp(sp->qid, sp->last_qid) == 0)
-		snprintf(sp->qid, sizeof(sp->qid), "%05lX%lX",
-		    (unsigned long)(tv.tv_usec + 1) % 1000000, (unsigned long)st.st_ino);
-	memcpy(sp->last_qid, sp->qid, sizeof(sp->qid));
+	visible_qid(sp, &tv);
 	SHA256_Init(&sp->sha);
 	snprintf(qid, qidsize, "%s", sp->qid);
 	sp->buflen = 0;
@@ -883,8 +991,8 @@ place(struct spool *sp, const struct msg_info *m, const char *dest)
 	unsigned long long metalen;
 	int accepted = strcmp(dest, "new") == 0;
 
-	snprintf(sp->path, sizeof(sp->path), "%s/%s/%s", sp->dir, dest, sp->qid);
-	snprintf(sp->meta, sizeof(sp->meta), "%s/meta/%s.json", sp->dir, sp->qid);
+	snprintf(sp->path, sizeof(sp->path), "%s/%s/%s", sp->dir, dest, sp->stem);
+	snprintf(sp->meta, sizeof(sp->meta), "%s/meta/%s.json", sp->dir, sp->stem);
 	snprintf(tmp, sizeof(tmp), "%s.json", sp->tmp);
 	metalen = sidecar(sp, m);
 	if (metalen == 0 && accepted)
@@ -936,6 +1044,7 @@ spool_close(void *ctx, const struct msg_info *m)
 
 	if (sp->fd < 0)
 		return -1;
+	slot_give(sp);
 	ok = !sp->failed && flush(sp) == 0 && fsync(sp->fd) == 0;
 	if (close(sp->fd) < 0)
 		ok = 0;

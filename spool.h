@@ -1,5 +1,5 @@
 /*
- * spool.h - the message store: a Maildir (tmp/, new/) of files named by queue id,
+ * spool.h - the message store: a Maildir (tmp/, new/) of uniquely named files,
  * partial messages beside it, a JSON sidecar for each, and a size budget.
  */
 #ifndef SPOOL_H
@@ -26,6 +26,10 @@
 /* Postfix's smtpd_check_queue: MAIL gets 452 unless free space > 1.5 x size limit */
 #define SPOOL_MINFREE_NUM	3
 #define SPOOL_MINFREE_DEN	2
+/* the queue id's inode part: slots of .qslots, and how long a slot stays busy (usec) */
+#define SPOOL_SLOTS	128
+#define SPOOL_SLOT_REC	24		/* "%020llu\n" and three spare bytes */
+#define SPOOL_SLOT_HOLD	5000
 
 struct spool {
 	const char *dir;		/* the spool root */
@@ -34,7 +38,9 @@ struct spool {
 	const struct sink_peer *peer;	/* for the sidecar */
 	int ready;			/* its directories exist */
 	int fd;				/* the message being written, or -1 */
-	int resfd;			/* its reservation record, tmp/<stem>.res, or -1 */
+	int resfd;
+	int slotfd;			/* .qslots, the queue id slots, or -1 */
+	int slot;			/* the slot this message holds */			/* its reservation record, tmp/<stem>.res, or -1 */
 	int full;			/* the budget was spent while writing */
 	int failed;			/* a write failed: nothing more is stored */
 	unsigned long long reserved;	/* bytes of the budget this message holds */
@@ -49,7 +55,6 @@ struct spool {
 	char meta[4096];		/* its sidecar */
 	char stem[256];			/* its name under tmp/: sec.usec.pid.session */
 	char qid[32];
-	char last_qid[32];
 	size_t buflen;
 	char buf[SPOOL_BUF];
 };

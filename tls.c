@@ -6,8 +6,8 @@
  * 0, its "medium" cipher list (anonymous suites included) in the client's order of
  * preference, ECDHE on its curves, DHE sized as OpenSSL's dh_auto sizes it, no
  * compression, no client renegotiation, one session ticket per handshake, with
- * ticket keys every process of the decky shares (Postfix's tlsmgr shares them), so
- * a client can resume as with Postfix.  The certificate is the decky's own, made
+ * ticket keys every process of the decky shares and that rotate as Postfix's tlsmgr
+ * rotates them, so a client can resume as with Postfix.  The certificate is the decky's own, made
  * the way Debian's make-ssl-cert makes the snakeoil a stock Postfix serves.
  */
 #define _GNU_SOURCE
@@ -18,13 +18,16 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -277,29 +280,102 @@ on_hello(SSL *s, int *alert, void *arg)
 /* --- the context and the connection ------------------------------------------------ */
 
 /*
- * ticket_keys - the session ticket keys (name, HMAC and AES keys: 80 bytes), the
- * same in every process of this decky: the SHA-512 of the private key, then the
- * SHA-512 of that.  A ticket from one connection resumes on the next, as with Postfix.
+ * Ticket keys rotate as Postfix's tlsmgr rotates them (tls_scache_key(), tlsmgr_key()):
+ * a key encrypts for half of smtpd_tls_session_cache_timeout (1800 s), then only
+ * decrypts for as long again; tlsmgr keeps two, the current and the previous.  Here
+ * the key of period n is derived from the decky's secret (the SHA-512 of its private
+ * key), so every process agrees without shared state: name (16 bytes), HMAC key (32)
+ * and AES-256-CBC key (32) = the first 80 bytes of SHA-512(secret "n" n) and
+ * SHA-512(secret "m" n).  The periods start at a phase of the decky's own, not on the
+ * hour.  XXX as Postfix's ticket_cb, a ticket of the previous key resumes without a
+ * new ticket (TLS 1.2; TLS 1.3 always sends one).
  */
-static int
-ticket_keys(SSL_CTX *c)
-{
-	unsigned char keys[128], *der = NULL;
-	EVP_PKEY *pk = SSL_CTX_get0_privatekey(c);
-	int len, ok;
+#define TICKET_NAME	16
+#define TICKET_KEY	32
+static unsigned char secret[64];
+static unsigned long long period = 1800;
+static unsigned long long phase;
 
-	if (pk == NULL || (len = i2d_PrivateKey(pk, &der)) <= 0)
-		return -1;
-	ok = EVP_Digest(der, (size_t)len, keys, NULL, EVP_sha512(), NULL) &&
-	    EVP_Digest(keys, 64, keys + 64, NULL, EVP_sha512(), NULL) &&
-	    SSL_CTX_set_tlsext_ticket_keys(c, keys, 80) == 1;
-	OPENSSL_clear_free(der, (size_t)len);
-	OPENSSL_cleanse(keys, sizeof(keys));
+struct ticket_key {
+	unsigned char name[TICKET_NAME], hmac[TICKET_KEY], aes[TICKET_KEY];
+};
+
+/* ticket_key - the key of period n */
+static int
+ticket_key(unsigned long long n, struct ticket_key *k)
+{
+	unsigned char in[sizeof(secret) + 1 + 8], md[2][64];
+	int i, ok;
+
+	memcpy(in, secret, sizeof(secret));
+	for (i = 0; i < 8; i++)
+		in[sizeof(secret) + 1 + i] = (unsigned char)(n >> (56 - 8 * i));
+	in[sizeof(secret)] = 'n';
+	ok = EVP_Digest(in, sizeof(in), md[0], NULL, EVP_sha512(), NULL);
+	in[sizeof(secret)] = 'm';
+	ok = ok && EVP_Digest(in, sizeof(in), md[1], NULL, EVP_sha512(), NULL);
+	memcpy(k->name, md[0], TICKET_NAME);
+	memcpy(k->aes, md[0] + TICKET_NAME, TICKET_KEY);
+	memcpy(k->hmac, md[1], TICKET_KEY);
+	OPENSSL_cleanse(in, sizeof(in));
+	OPENSSL_cleanse(md, sizeof(md));
 	return ok ? 0 : -1;
 }
 
+/* on_ticket - OpenSSL's ticket key callback: encrypt with the current key, decrypt with it or the previous */
+static int
+on_ticket(SSL *s, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX *c,
+    EVP_MAC_CTX *h, int enc)
+{
+	unsigned long long n = ((unsigned long long)time(NULL) + phase) / period;
+	struct ticket_key k;
+	OSSL_PARAM params[3];
+	int r = 0, i;
+
+	(void)s;
+	for (i = 0; i < (enc ? 1 : 2) && r == 0; i++) {
+		if (n < (unsigned long long)i || ticket_key(n - (unsigned long long)i, &k) < 0)
+			break;
+		if (!enc && memcmp(name, k.name, TICKET_NAME) != 0)
+			continue;
+		params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+		params[1] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, TICKET_KEY);
+		params[2] = OSSL_PARAM_construct_end();
+		if (!EVP_MAC_CTX_set_params(h, params))
+			r = -1;
+		else if (enc)
+			r = RAND_bytes(iv, 16) == 1 && memcpy(name, k.name, TICKET_NAME) &&
+			    EVP_EncryptInit_ex(c, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 ? 1 : -1;
+		else
+			r = EVP_DecryptInit_ex(c, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 ? 1 : -1;
+	}
+	OPENSSL_cleanse(&k, sizeof(k));
+	return r;
+}
+
+/* ticket_keys - the decky's secret, its phase, and the callback */
+static int
+ticket_keys(SSL_CTX *c, unsigned long long seconds)
+{
+	unsigned char *der = NULL, md[64];
+	EVP_PKEY *pk = SSL_CTX_get0_privatekey(c);
+	int len, ok, i;
+
+	if (pk == NULL || (len = i2d_PrivateKey(pk, &der)) <= 0)
+		return -1;
+	ok = EVP_Digest(der, (size_t)len, secret, NULL, EVP_sha512(), NULL) &&
+	    EVP_Digest(secret, sizeof(secret), md, NULL, EVP_sha512(), NULL);
+	OPENSSL_clear_free(der, (size_t)len);
+	period = seconds > 0 ? seconds : 1800;
+	for (phase = 0, i = 0; i < 8; i++)
+		phase = phase << 8 | md[i];
+	phase %= period;
+	return ok && SSL_CTX_set_tlsext_ticket_key_evp_cb(c, on_ticket) == 1 ? 0 : -1;
+}
+
 int
-tls_init(const char *cert, const char *key, const char *hostname, char *err, size_t errsize)
+tls_init(const char *cert, const char *key, const char *hostname, unsigned long long ticket_period,
+    char *err, size_t errsize)
 {
 	if (ctx != NULL)
 		return 0;
@@ -323,7 +399,7 @@ tls_init(const char *cert, const char *key, const char *hostname, char *err, siz
 	} else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		openssl_err(err, errsize, key);
-	} else if (ticket_keys(ctx) < 0) {
+	} else if (ticket_keys(ctx, ticket_period) < 0) {
 		openssl_err(err, errsize, "session ticket keys");
 	} else {
 		return 0;

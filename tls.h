@@ -22,9 +22,11 @@
 /*
  * tls_init - the server context, with the key and certificate at these paths; if
  * both are missing they are made first (RSA 2048, self-signed, SHA-256, 3650 days,
- * CN and DNS name = hostname).  Once per process; 0, or -1 with a reason in err.
+ * CN and DNS name = hostname).  Session ticket keys rotate every ticket_period
+ * seconds (0: 1800).  Once per process; 0, or -1 with a reason in err.
  */
-int tls_init(const char *cert, const char *key, const char *hostname, char *err, size_t errsize);
+int tls_init(const char *cert, const char *key, const char *hostname, unsigned long long ticket_period,
+    char *err, size_t errsize);
 /* tls_make_cert - make the pair unless both exist; 0 (made or there), or -1 */
 int tls_make_cert(const char *cert, const char *key, const char *hostname, char *err, size_t errsize);
 

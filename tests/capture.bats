@@ -141,7 +141,9 @@ PY
 	    "RCPT TO:<x@y.z>" "RCPT TO:<w@v.u>" DATA "Subject: =?utf-8?q?hi?=" " folded" "From: Boss <boss@corp>" \
 	    "Message-ID: <1@x>" "" "body" . QUIT
 	m=$(event_field message_accepted meta_file)
-	[ "$m" = "$SMTP_SPOOL/meta/$(event_field message_accepted msg_id).json" ]
+	f=$(event_field message_accepted spool_file)
+	[ "$m" = "$SMTP_SPOOL/meta/${f##*/}.json" ]
+	[ "$(jq -r .queue_id "$m")" = "$(event_field message_accepted msg_id)" ]
 	jq -e --arg sid "$(event_field connect session_id)" '.session_id == $sid and .helo == "bot.example"
 	    and .mail_from == "a@b.c" and .mail_from_params == "BODY=8BITMIME" and .rcpt_to == "x@y.z,w@v.u"
 	    and .rcpt_count == 2 and .auth_user == "mallory" and .partial == false and (.sha256 | length) == 64
@@ -164,8 +166,10 @@ PY
 	wait "$pid" || true
 	qid=$(sed -n 's/.*queued as \([0-9A-F]*\).*/\1/p' "$BATS_TEST_TMPDIR/out" | tr -d '\r')
 	[ -n "$qid" ]
-	cmp "$SMTP_SPOOL/new/$qid" <(printf 'Subject: durable\r\n\r\nkeep me\r\n')
-	jq -e '.partial == false' "$SMTP_SPOOL/meta/$qid.json"
+	# the sidecar that names this queue id names the file
+	m=$(grep -l "\"queue_id\":\"$qid\"" "$SMTP_SPOOL"/meta/*.json)
+	jq -e '.partial == false' "$m"
+	cmp "$(jq -r .file "$m")" <(printf 'Subject: durable\r\n\r\nkeep me\r\n')
 }
 
 @test "a disconnect mid-DATA keeps the partial message and says so" {

@@ -45,8 +45,10 @@ setup() {
 	[ "$(event_field message_accepted mail_from)" = a@b.c ]
 	[ "$(event_field message_accepted rcpt_to)" = victim@example.org ]
 	[ "$(event_field message_accepted body_bytes)" = 44 ]
-	[ "$(event_field message_accepted spool_file)" = "$SMTP_SPOOL/new/$qid" ]
-	cmp "$SMTP_SPOOL/new/$qid" <(printf 'Subject: hello\r\n\r\nBody line 1\r\nBody line 2\r\n')
+	f=$(event_field message_accepted spool_file)
+	[ "$(dirname "$f")" = "$SMTP_SPOOL/new" ]
+	jq -e --arg q "$qid" --arg f "$f" '.queue_id == $q and .file == $f' "$SMTP_SPOOL/meta/${f##*/}.json"
+	cmp "$f" <(printf 'Subject: hello\r\n\r\nBody line 1\r\nBody line 2\r\n')
 	[ -z "$(ls "$SMTP_SPOOL/tmp")" ]
 	[ "$(event_field disconnect reason)" = quit ]
 }

@@ -256,3 +256,41 @@ PY
 		fi
 	done
 }
+
+@test "queue ids: 1000 messages show a few inode parts, none repeats in a session, each file is unique and named in its sidecar and event" {
+	start_activated
+	run timeout 120 python3 - "$PORT" <<'PY'
+import re, smtplib, sys
+for per in (1,) * 500 + (10,) * 50:
+    s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
+    ids = []
+    for k in range(per):
+        s.mail("bot@spam.example"); s.rcpt("v@x.example")
+        code, msg = s.data(b"Subject: n\r\n\r\nbuy\r\n")
+        ids.append(re.search(rb"queued as ([0-9A-F]+)", msg).group(1).decode())
+    s.quit()
+    print(" ".join(ids))
+PY
+	assert_success
+	# 500 sessions of one message and 50 of ten
+	[ "$(wc -w <<<"$output")" -eq 1000 ]
+	# no id twice within a session
+	while read -r l; do
+		[ "$(tr ' ' '\n' <<<"$l" | sort | uniq -d)" = "" ]
+	done <<<"$output"
+	# Postfix's short form, and few inode parts (the reference: 25 and 32 for 500)
+	tr ' ' '\n' <<<"$output" | grep -v -x '[0-9A-F]\{6,\}' && false
+	parts=$(tr ' ' '\n' <<<"$output" | cut -c6- | sort -u | wc -l)
+	echo "inode parts: $parts"
+	[ "$parts" -le 16 ]
+	# every message its own file, its sidecar naming it and its visible id
+	for i in $(seq 100); do [ "$(events message_accepted | wc -l)" -eq 1000 ] && break; sleep 0.1; done
+	[ "$(ls "$SMTP_SPOOL/new" | wc -l)" -eq 1000 ]
+	[ "$(events message_accepted | jq -r .spool_file | sort -u | wc -l)" -eq 1000 ]
+	events message_accepted | jq -r '[.msg_id, .spool_file, .meta_file] | @tsv' |
+	while IFS=$'\t' read -r q f m; do
+		[ -f "$f" ] && [ "$m" = "$SMTP_SPOOL/meta/${f##*/}.json" ]
+		jq -e --arg q "$q" --arg f "$f" '.queue_id == $q and .file == $f' "$m" >/dev/null
+	done
+	[ "$(events message_accepted | jq -r .msg_id | sort -u | wc -l)" -gt 900 ]
+}

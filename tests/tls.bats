@@ -567,3 +567,66 @@ PY
 	assert_line "subject=CN = $(printf 'm%.0s' $(seq 64))"
 	assert_line --partial "DNS:$long"
 }
+
+# sess ARGS... - one openssl s_client session over TLS 1.2; "New" or "Reused"
+sess() {
+	printf 'EHLO x\r\nQUIT\r\n' | timeout 20 openssl s_client -starttls smtp \
+	    -connect "127.0.0.1:$PORT" -tls1_2 -ign_eof "$@" 2>&1 | sed -n 's/^\(New\|Reused\), TLSv.*/\1/p'
+}
+
+# key_name SESSION - the first 16 bytes of its ticket (the key name), in hex
+key_name() {
+	openssl sess_id -in "$1" -text -noout | sed -n '/TLS session ticket:$/{n;p}' |
+	    sed 's/^ *0000 - //; s/   .*//; s/[- ]//g'
+}
+
+@test "ticket keys rotate: a new key name each period, tickets of this and the last period resume, older ones do not" {
+	# a 2 s period (tls-ticket-period) so that the rotation shows within the test
+	serve SMTP_TLS_TICKET_PERIOD=2
+	s=$BATS_TEST_TMPDIR
+	[ "$(sess -sess_out "$s/a")" = New ]
+	a=$(key_name "$s/a")
+	echo "a: $a"
+	[ ${#a} -eq 32 ]
+	# another process of the decky resumes it (the key is derived, not shared state)
+	[ "$(sess -sess_in "$s/a")" = Reused ]
+	# wait for the next key name
+	for i in $(seq 40); do
+		[ "$(sess -sess_out "$s/b")" = New ]
+		b=$(key_name "$s/b")
+		[ "$b" != "$a" ] && break
+		sleep 0.2
+	done
+	echo "b: $b"
+	[ "$b" != "$a" ]
+	# the previous period's ticket still resumes
+	[ "$(sess -sess_in "$s/a")" = Reused ]
+	for i in $(seq 40); do
+		[ "$(sess -sess_out "$s/c")" = New ]
+		c=$(key_name "$s/c")
+		[ "$c" != "$b" ] && break
+		sleep 0.2
+	done
+	echo "c: $c"
+	[ "$c" != "$b" ] && [ "$c" != "$a" ]
+	# two periods on, the first ticket gets a full handshake; the last period's resumes
+	[ "$(sess -sess_in "$s/a")" = New ]
+	[ "$(sess -sess_in "$s/b")" = Reused ]
+}
+
+@test "the default ticket key keeps its name within a period and differs between deckies" {
+	serve
+	s=$BATS_TEST_TMPDIR
+	[ "$(sess -sess_out "$s/a")" = New ]
+	[ "$(sess -sess_out "$s/b")" = New ]
+	# 1800 s periods: two tickets a moment apart (a boundary between them is a 1 in 1800 chance)
+	[ "$(key_name "$s/a")" = "$(key_name "$s/b")" ] || [ "$(sess -sess_in "$s/a")" = Reused ]
+	stop_activated || :
+	# another decky (another key) has other ticket keys
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=other -days 30 \
+	    -keyout "$s/k2.pem" -out "$s/c2.pem" 2>/dev/null
+	SMTP_TLS_CERT=$s/c2.pem SMTP_TLS_KEY=$s/k2.pem serve
+	[ "$(sess -sess_out "$s/c")" = New ]
+	[ "$(key_name "$s/c")" != "$(key_name "$s/a")" ]
+	[ "$(sess -sess_in "$s/a")" = New ]
+}
