@@ -37,7 +37,17 @@ RUN_HOST ?= 127.0.0.1
 RUN_PORT ?= 2525
 RUN_DIR ?= $(CURDIR)/run
 
-all: decky-smtpd
+# decky-smtpd-report: the report from the journal (sd_journal), its own program
+REPORT_SRCS = report.c count.c esc.c b64.c utf8.c
+REPORT_HDRS = count.h esc.h b64.h utf8.h
+REPORT_LIBS = $(shell pkg-config --libs libsystemd yajl)
+
+all: decky-smtpd decky-smtpd-report
+
+decky-smtpd-report: $(REPORT_SRCS:.c=.o)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(REPORT_SRCS:.c=.o) $(REPORT_LIBS)
+
+report.o count.o esc.o: $(REPORT_HDRS)
 
 decky-smtpd: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
@@ -50,7 +60,11 @@ build/asan/decky-smtpd: $(SRCS) $(HDRS)
 	@mkdir -p build/asan
 	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(SRCS) $(PKG_LIBS)
 
-asan: build/asan/decky-smtpd
+build/asan/decky-smtpd-report: $(REPORT_SRCS) $(REPORT_HDRS)
+	@mkdir -p build/asan
+	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(REPORT_SRCS) $(REPORT_LIBS)
+
+asan: build/asan/decky-smtpd build/asan/decky-smtpd-report
 
 deps:
 	@tools/deps check
@@ -118,10 +132,12 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run ./decky-smtpd
 
-install: decky-smtpd
+install: decky-smtpd decky-smtpd-report
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR) $(DESTDIR)$(UNITDIR)/xinetd.service.d
 	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
+	install -m 755 decky-smtpd-report $(DESTDIR)$(SBINDIR)/decky-smtpd-report
+	install -m 644 man/decky-smtpd-report.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd-report.8
 	install -m 644 man/decky-smtpd.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd.8
 	install -m 644 man/decky-smtpd.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd.catalog
 	install -m 644 units/decky-smtpd.socket $(DESTDIR)$(UNITDIR)/decky-smtpd.socket
@@ -153,7 +169,7 @@ fuzz: build/fuzz/session_fuzz
 	    $(FUZZ_ARGS) build/fuzz/corpus tests/fuzz/corpus
 
 clean:
-	rm -f decky-smtpd $(OBJS)
+	rm -f decky-smtpd decky-smtpd-report $(OBJS) $(REPORT_SRCS:.c=.o)
 	rm -rf build
 
 .PHONY: all asan deps check memcheck run install clean fuzz bench
