@@ -51,7 +51,7 @@ static const struct section {
 	const char *aux[COUNT_AUX];	/* NULL-ended */
 	int times;			/* show first and last seen */
 } sections[] = {
-	{ T_SRC, "sources", "Top sources (by events)", CAP_BIG,
+	{ T_SRC, "top_sources", "Top sources (by events)", CAP_BIG,
 	    { "sessions", "credentials", "messages", NULL }, 1 },
 	{ T_DECKY, "deckies", "Deckies (persona host name / journal host)", CAP_SMALL,
 	    { "sessions", "credentials", "messages", NULL }, 1 },
@@ -245,15 +245,29 @@ decky_key(const struct val *persona, const struct val *host, char *out, size_t s
 	return a + 1 + b;
 }
 
+/*
+ * hist_add - one session in the histogram.  The buckets start at the first session,
+ * a second wide; a session past the last bucket doubles their width (each pair of
+ * buckets becomes one) until it fits, so one pass needs no range known beforehand.
+ */
 static void
 hist_add(uint64_t usec)
 {
-	uint64_t k;
+	size_t i;
 
-	if (R.hstep == 0 || usec < R.hlo)
-		return;
-	k = (usec - R.hlo) / R.hstep;
-	R.hist[k < HIST_BUCKETS ? k : HIST_BUCKETS - 1]++;
+	if (R.hstep == 0) {
+		R.hlo = usec - usec % 1000000;
+		R.hstep = 1000000;
+	}
+	if (usec < R.hlo)
+		usec = R.hlo;	/* entries are in time order; a clock step back stays in */
+	while ((usec - R.hlo) / R.hstep >= HIST_BUCKETS) {
+		for (i = 0; i < HIST_BUCKETS / 2; i++)
+			R.hist[i] = R.hist[2 * i] + R.hist[2 * i + 1];
+		memset(R.hist + HIST_BUCKETS / 2, 0, sizeof(R.hist) / 2);
+		R.hstep *= 2;
+	}
+	R.hist[(usec - R.hlo) / R.hstep]++;
 }
 
 /* analyzed - a message_analyzed entry: each ATTACHMENT_SHA256 and URL_HOST it holds */
@@ -395,7 +409,8 @@ entry(sd_journal *j)
 	} else if (is(type, "message_partial")) {
 		R.partials++;
 	} else if (is(type, "rcpt_to") || is(type, "mail_from")) {
-		get(j, "ADDRESS", a);
+		if (!get(j, "ADDRESS", a))	/* only where it differs from VALUE */
+			get(j, "VALUE", a);
 		n = domain(a, key, sizeof(key));
 		add(type->b[0] == 'r' ? T_RCPT_DOM : T_FROM_DOM, key, n, usec);
 	} else if (is(type, "tls")) {
@@ -527,24 +542,6 @@ matches(sd_journal *j)
 		}
 	}
 	return rc;
-}
-
-/* range - the first and last time to report, for the histogram's buckets */
-static void
-range(sd_journal *j)
-{
-	uint64_t lo = 0, hi = 0;
-
-	if (opt.since != 0)
-		lo = opt.since;
-	else if (sd_journal_seek_head(j) >= 0 && sd_journal_next(j) > 0)
-		sd_journal_get_realtime_usec(j, &lo);
-	if (opt.until != UINT64_MAX)
-		hi = opt.until;
-	else if (sd_journal_seek_tail(j) >= 0 && sd_journal_previous(j) > 0)
-		sd_journal_get_realtime_usec(j, &hi);
-	R.hlo = lo;
-	R.hstep = hi > lo ? (hi - lo) / HIST_BUCKETS + 1 : 1;
 }
 
 static void
@@ -753,7 +750,7 @@ json(struct count_entry **rows)
 	jstr(g, a);
 	jnum(g, "events", R.events);
 	jnum(g, "sessions", R.sessions);
-	jnum(g, "sources", R.t[T_SRC]->n);
+	jnum(g, "distinct_sources", R.t[T_SRC]->n);
 	jnum(g, "credentials", R.auths);
 	jnum(g, "messages", R.messages);
 	jnum(g, "message_bytes", R.bytes);
@@ -876,7 +873,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "decky-smtpd-report: bad filter\n");
 		exit(2);
 	}
-	range(j);
 	if (opt.credentials != NULL && strcmp(opt.credentials, "csv") == 0)
 		fputs("time,src,persona_hostname,hostname,session_id,mechanism,result,"
 		    "authzid,username,password,digest,challenge,raw\r\n", stdout);
