@@ -152,3 +152,38 @@ PY
 	# only printable ASCII and newlines
 	[ "$(LC_ALL=C tr -d '\n -~' <"$BATS_TEST_TMPDIR/out" | wc -c)" -eq 0 ]
 }
+
+@test "report --credentials: the hostile credentials byte for byte, as CSV and as wordlists" {
+	traffic
+	out=$BATS_TEST_TMPDIR
+	"$REPORT" --decky "$NAME" --credentials csv >"$out/creds.csv"
+	"$REPORT" --decky "$NAME" --credentials usernames >"$out/users"
+	"$REPORT" --decky "$NAME" --credentials passwords >"$out/passwords"
+	# what smtp-brute sent, and swaks' PLAIN credential
+	python3 - "$out" <<'PY'
+import csv, io, sys
+d = sys.argv[1]
+pairs = [(b"swaksuser", b"swakspass")] + [tuple(bytes.fromhex(x) for x in l.split())
+                                          for l in open(d + "/sent-creds")]
+rows = list(csv.reader(io.StringIO(open(d + "/creds.csv", "rb").read().decode("latin-1"),
+                                   newline="")))
+assert rows[0][8:10] == ["username", "password"], rows[0]
+got = [(r[8].encode("latin-1"), r[9].encode("latin-1")) for r in rows[1:]]
+assert len(got) == len(pairs) == 16, len(got)
+for g, p in zip(got, pairs):
+    assert g == p, (g[:80], p[:80])
+assert all(r[1] == "127.0.0.1" and r[5] in ("LOGIN", "PLAIN") and r[6] == "accepted"
+           for r in rows[1:])
+users = open(d + "/users", "rb").read().split(b"\0")[:-1]
+pw = open(d + "/passwords", "rb").read().split(b"\0")[:-1]
+# NUL-terminated: a user name holding a NUL reads as two words, nothing else changes
+assert b"\0".join(users) == b"\0".join(u for u, _ in pairs)
+assert len(users) == 17
+assert pw == [p for _, p in pairs]
+assert len(pw[4]) == 5000 and pw[4].endswith(b"\x1b")
+PY
+	# raw bytes never go to a terminal
+	run script -qec "$REPORT --decky $NAME --credentials csv" /dev/null
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"not a terminal"* ]]
+}
