@@ -187,3 +187,59 @@ PY
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"not a terminal"* ]]
 }
+
+# recipe CMD - one example as the operator would type it, in a private mount namespace
+# where the catalog is this tree's (journalctl -x), in a directory of its own, with the
+# man page's ~/.jq; its output in $output, its files in $BATS_TEST_TMPDIR/work
+recipe() {
+	run unshare -m bash -c 'mkdir -p /var/lib/systemd/catalog &&
+	    mount -t tmpfs none /var/lib/systemd/catalog &&
+	    mount --bind "$1" /usr/lib/systemd/catalog &&
+	    journalctl --update-catalog && cd "$2" && HOME=$2/home PATH=$3:$PATH exec bash -o pipefail -c "$4"' \
+	    - "$BATS_TEST_TMPDIR/catalog" "$BATS_TEST_TMPDIR/work" "$(dirname "$REPORT")" "$1"
+}
+
+@test "every journalctl and report example of the man page and the README holds on hostile values" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for a private mount namespace"
+	traffic
+	"$TESTS/smtp-hostile-tls" 127.0.0.1 "$PORT"
+	wait_sessions 22
+	sid=$(jq -r 'select(.event_type == "auth_attempt" and .username == "esc") | .session_id' "$EVENTS")
+	ja4=$(jq -r 'select(.event_type == "tls" and .tls_result == "ok") | .ja4' "$EVENTS")
+	[ -n "$sid" ] && [ -n "$ja4" ]
+	mkdir -p "$BATS_TEST_TMPDIR/work/home" "$BATS_TEST_TMPDIR/catalog"
+	cp "$TOP/man/decky-smtpd.catalog" "$BATS_TEST_TMPDIR/catalog/"
+	all=$BATS_TEST_TMPDIR/all-output
+	: >"$all"
+	n=0
+	while IFS= read -r -d '' cmd; do
+		if [[ $cmd == "JQ "* ]]; then
+			printf '%s\n' "${cmd#JQ }" >"$BATS_TEST_TMPDIR/work/home/.jq"
+			continue
+		fi
+		# the example's placeholders become this test's address, session, tool and files
+		cmd=${cmd//203.0.113.7/127.0.0.1}
+		cmd=${cmd//e5064bd6cbf7ec5e570582d5ed3c19db/$sid}
+		cmd=${cmd//t13d311100_e8f1e7e78f70_d41ae481755e/$ja4}
+		cmd=${cmd//\/var\/log\/decky-smtpd.json/$EVENTS}
+		cmd=${cmd//\/var\/lib\/decky-smtpd/$SMTP_SPOOL}
+		[[ $cmd == *" -f "* ]] && cmd="timeout 3 $cmd"
+		recipe "$cmd"
+		[ "$status" -eq 0 ] || { [ "$status" -eq 124 ] && [[ $cmd == timeout* ]]; } ||
+		    { echo "$output" | tail -5 >&2; false; }
+		# the terminal sees no control byte, whatever the recipe prints
+		printf '%s' "$output" | "$TESTS/no-control"
+		printf '%s\n' "$output" >>"$all"
+		n=$((n + 1))
+	done < <("$TESTS/recipes" "$TOP/man/decky-smtpd.8" "$TOP/README.md")
+	[ "$n" -ge 15 ]
+	# and nothing was lost on the way: every hostile value is there, escaped
+	grep -qF '\x1b[31mred\x1b]0;owned\x07\x1b[2J' "$all"
+	grep -qF 'RSET \x1b[31mpiped\x0d\x0a' "$all"			# DISCARDED
+	grep -qF "tls\\xffuser	$(printf 'L%.0s' $(seq 4999))\\x1b" "$all"	# 5000 bytes in TLS
+	grep -qF '\x1b[31mpwn\xe9' "$all"				# a Subject
+	grep -qF 'ad\x00min' "$all"
+	# the files hold the bytes as they are
+	grep -qaF $'\x1b[31mred\x1b]0;owned\x07\x1b[2J' "$BATS_TEST_TMPDIR/work/creds.csv"
+	grep -qaF $'\x1b[31mred\x1b]0;owned\x07\x1b[2J' "$BATS_TEST_TMPDIR/work/session.export"
+}
