@@ -106,12 +106,12 @@ static struct {
 static struct val V[NVAL];
 
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr, "usage: decky-smtpd-report [--json] [--credentials csv|usernames|passwords]\n"
+	fprintf(status ? stderr : stdout, "usage: decky-smtpd-report [--json] [--credentials csv|usernames|passwords]\n"
 	    "    [--directory DIR | --file FILE ...] [--since TIME] [--until TIME]\n"
 	    "    [--source ADDR] [--decky NAME] [--session ID] [--top N]\n");
-	exit(2);
+	exit(status);
 }
 
 /* get - NAME's value of the current entry into v; 1 if the entry has it */
@@ -829,13 +829,13 @@ main(int argc, char **argv)
 		case 'c':
 			if (strcmp(optarg, "csv") != 0 && strcmp(optarg, "usernames") != 0 &&
 			    strcmp(optarg, "passwords") != 0)
-				usage();
+				usage(2);
 			opt.credentials = optarg;
 			break;
 		case 'D': opt.directory = optarg; break;
 		case 'f':
 			if (opt.nfile == FILES_MAX)
-				usage();
+				usage(2);
 			opt.files[opt.nfile++] = optarg;
 			break;
 		case 'S':
@@ -851,13 +851,14 @@ main(int argc, char **argv)
 		case 'n':
 			opt.top = strtoul(optarg, NULL, 10);
 			if (opt.top == 0 || opt.top > CAP_BIG)
-				usage();
+				usage(2);
 			break;
-		default: usage();
+		case 'h': usage(0); break;
+		default: usage(2);
 		}
 	}
 	if (optind != argc || (opt.directory != NULL && opt.nfile > 0))
-		usage();
+		usage(2);
 	if (opt.credentials != NULL && isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "decky-smtpd-report: --credentials writes raw bytes: "
 		    "send it to a file or a pipe, not a terminal\n");
