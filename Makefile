@@ -38,8 +38,8 @@ RUN_PORT ?= 2525
 RUN_DIR ?= $(CURDIR)/run
 
 # decky-smtpd-report: the report from the journal (sd_journal), its own program
-REPORT_SRCS = report.c count.c esc.c b64.c utf8.c
-REPORT_HDRS = count.h esc.h b64.h utf8.h
+REPORT_SRCS = report.c count.c esc.c keys.c b64.c utf8.c
+REPORT_HDRS = count.h esc.h keys.h b64.h utf8.h
 REPORT_LIBS = $(shell pkg-config --libs libsystemd yajl)
 
 all: decky-smtpd decky-smtpd-report
@@ -47,7 +47,7 @@ all: decky-smtpd decky-smtpd-report
 decky-smtpd-report: $(REPORT_SRCS:.c=.o)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(REPORT_SRCS:.c=.o) $(REPORT_LIBS)
 
-report.o count.o esc.o: $(REPORT_HDRS)
+report.o count.o esc.o keys.o: $(REPORT_HDRS)
 
 decky-smtpd: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
@@ -162,6 +162,17 @@ build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h flood.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto
 
+# the same for what decky-smtpd-report does with journal values (make fuzz-report)
+build/fuzz/report_fuzz: tests/fuzz/report_fuzz.c count.c esc.c keys.c count.h esc.h keys.h
+	@tools/deps fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/report_fuzz.c count.c esc.c keys.c
+
+fuzz-report: build/fuzz/report_fuzz
+	@mkdir -p build/fuzz/report-corpus
+	build/fuzz/report_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ $(FUZZ_ARGS) build/fuzz/report-corpus tests/fuzz/report-corpus
+
 fuzz: build/fuzz/session_fuzz
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/smtp.dict \
@@ -172,4 +183,4 @@ clean:
 	rm -f decky-smtpd decky-smtpd-report $(OBJS) $(REPORT_SRCS:.c=.o)
 	rm -rf build
 
-.PHONY: all asan deps check memcheck run install clean fuzz bench
+.PHONY: all asan deps check memcheck run install clean fuzz fuzz-report bench

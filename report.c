@@ -24,6 +24,7 @@
 #include "b64.h"
 #include "count.h"
 #include "esc.h"
+#include "keys.h"
 #include "utf8.h"
 
 #define IDENT		"decky-smtpd"
@@ -152,83 +153,6 @@ static struct count_entry *
 addv(enum table t, const struct val *v, uint64_t usec)
 {
 	return v->has ? add(t, v->b, v->len, usec) : NULL;
-}
-
-/* domain - the lower-cased part of an address after its last '@' into out */
-static size_t
-domain(const struct val *v, char *out, size_t size)
-{
-	const char *at = v->has ? memrchr(v->b, '@', v->len) : NULL;
-	size_t i, n;
-
-	if (at == NULL) {
-		snprintf(out, size, "(no domain)");
-		return strlen(out);
-	}
-	n = v->len - (size_t)(at + 1 - v->b);
-	if (n >= size)
-		n = size - 1;
-	for (i = 0; i < n; i++)
-		out[i] = (char)tolower((unsigned char)at[1 + i]);
-	return n;
-}
-
-/*
- * subject - a Subject normalised for grouping: reply and forward prefixes dropped,
- * runs of white space made one space, letters lower-cased, runs of digits made '#'
- * (campaigns number their messages)
- */
-static size_t
-subject(const struct val *v, char *out, size_t size)
-{
-	const char *p = v->b, *e = v->b + v->len;
-	size_t n = 0;
-	int again = 1;
-
-	while (again) {
-		again = 0;
-		while (p < e && isspace((unsigned char)*p))
-			p++;
-		if (e - p >= 3 && strncasecmp(p, "re:", 3) == 0)
-			p += 3, again = 1;
-		else if (e - p >= 4 && strncasecmp(p, "fwd:", 4) == 0)
-			p += 4, again = 1;
-		else if (e - p >= 3 && strncasecmp(p, "fw:", 3) == 0)
-			p += 3, again = 1;
-	}
-	for (; p < e && n + 1 < size; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (isspace(c)) {
-			if (n > 0 && out[n - 1] != ' ')
-				out[n++] = ' ';
-		} else if (isdigit(c)) {
-			if (n == 0 || out[n - 1] != '#')
-				out[n++] = '#';
-		} else
-			out[n++] = (char)tolower(c);
-	}
-	while (n > 0 && out[n - 1] == ' ')
-		n--;
-	return n;
-}
-
-/* probe_kind - what a non-SMTP client spoke, from its first line */
-static const char *
-probe_kind(const struct val *v)
-{
-	static const char *http[] = { "GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ",
-	    "CONNECT ", "DELETE ", "PRI * HTTP", NULL };
-	size_t i;
-
-	if (v->len >= 2 && (unsigned char)v->b[0] == 0x16 && v->b[1] == 0x03)
-		return "tls";	/* a TLS ClientHello on the plain port */
-	if (v->len >= 4 && memcmp(v->b, "SSH-", 4) == 0)
-		return "ssh";
-	for (i = 0; http[i] != NULL; i++)
-		if (v->len >= strlen(http[i]) && memcmp(v->b, http[i], strlen(http[i])) == 0)
-			return "http";
-	return "other";
 }
 
 /* decky - the key of the entry's decky: PERSONA_HOSTNAME, NUL, _HOSTNAME */
@@ -403,7 +327,7 @@ entry(sd_journal *j)
 		get(j, "SHA256", a);
 		addv(T_SHA, a, usec);
 		if (get(j, "HDR_SUBJECT", a)) {
-			n = subject(a, key, sizeof(key));
+			n = keys_subject(a->b, a->len, key, sizeof(key));
 			add(T_SUBJECT, key, n, usec);
 		}
 	} else if (is(type, "message_partial")) {
@@ -411,7 +335,7 @@ entry(sd_journal *j)
 	} else if (is(type, "rcpt_to") || is(type, "mail_from")) {
 		if (!get(j, "ADDRESS", a))	/* only where it differs from VALUE */
 			get(j, "VALUE", a);
-		n = domain(a, key, sizeof(key));
+		n = keys_domain(a->has ? a->b : "", a->len, key, sizeof(key));
 		add(type->b[0] == 'r' ? T_RCPT_DOM : T_FROM_DOM, key, n, usec);
 	} else if (is(type, "tls")) {
 		get(j, "JA4", a);
@@ -429,7 +353,7 @@ entry(sd_journal *j)
 		addv(T_HELO, a, usec);
 	} else if (is(type, "command")) {
 		if (get(j, "COMMAND", a) && is(a, "NON_SMTP") && get(j, "VALUE", b)) {
-			const char *k = probe_kind(b);
+			const char *k = keys_probe_kind(b->b, b->len);
 
 			add(T_PROBE_KIND, k, strlen(k), usec);
 			add(T_PROBE, b->b, b->len, usec);
