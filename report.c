@@ -255,8 +255,8 @@ export_credential(sd_journal *j, uint64_t usec)
 	}
 }
 
-/* entry - fold the current journal entry into the report */
-static void
+/* entry - fold the current journal entry into the report; 0 once past --until */
+static int
 entry(sd_journal *j)
 {
 	struct val *type = &V[0], *src = &V[1], *persona = &V[2], *host = &V[3];
@@ -268,17 +268,17 @@ entry(sd_journal *j)
 
 	sd_journal_get_realtime_usec(j, &usec);
 	if (usec > opt.until)
-		return;
+		return 0;	/* entries come in time order */
 	if (!get(j, "EVENT_TYPE", type))
-		return;
+		return 1;
 	get(j, "PERSONA_HOSTNAME", persona);
 	get(j, "_HOSTNAME", host);
 	if (opt.decky != NULL && !is(persona, opt.decky) && !is(host, opt.decky))
-		return;
+		return 1;
 	if (opt.credentials != NULL) {
 		if (is(type, "auth_attempt"))
 			export_credential(j, usec);
-		return;
+		return 1;
 	}
 	R.events++;
 	if (R.first == 0)
@@ -286,7 +286,7 @@ entry(sd_journal *j)
 	R.last = usec;
 	if (is(type, "message_analyzed")) {
 		analyzed(j, usec);
-		return;
+		return 1;
 	}
 	get(j, "SRC", src);
 	s = addv(T_SRC, src, usec);
@@ -362,6 +362,7 @@ entry(sd_journal *j)
 		get(j, "REASON", a);
 		addv(T_REASON, a, usec);
 	}
+	return 1;
 }
 
 /*
@@ -803,8 +804,8 @@ main(int argc, char **argv)
 		    "authzid,username,password,digest,challenge,raw\r\n", stdout);
 	rc = opt.since != 0 ? sd_journal_seek_realtime_usec(j, opt.since) :
 	    sd_journal_seek_head(j);
-	while (rc >= 0 && (rc = sd_journal_next(j)) > 0)
-		entry(j);
+	while (rc >= 0 && (rc = sd_journal_next(j)) > 0 && entry(j))
+		;
 	if (rc < 0)
 		fprintf(stderr, "decky-smtpd-report: reading the journal: %s\n", strerror(-rc));
 	if (opt.credentials == NULL) {
