@@ -39,7 +39,17 @@ RUN_HOST ?= 127.0.0.1
 RUN_PORT ?= 2525
 RUN_DIR ?= $(CURDIR)/run
 
-all: decky-smtpd
+# decky-smtpd-report: the report from the journal (sd_journal), its own program
+REPORT_SRCS = report.c count.c esc.c keys.c b64.c utf8.c
+REPORT_HDRS = count.h esc.h keys.h b64.h utf8.h
+REPORT_LIBS = $(shell pkg-config --libs libsystemd yajl)
+
+all: decky-smtpd decky-smtpd-report
+
+decky-smtpd-report: $(REPORT_SRCS:.c=.o)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(REPORT_SRCS:.c=.o) $(REPORT_LIBS)
+
+report.o count.o esc.o keys.o: $(REPORT_HDRS)
 
 decky-smtpd: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
@@ -52,7 +62,11 @@ build/asan/decky-smtpd: $(SRCS) $(HDRS)
 	@mkdir -p build/asan
 	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(SRCS) $(PKG_LIBS)
 
-asan: build/asan/decky-smtpd
+build/asan/decky-smtpd-report: $(REPORT_SRCS) $(REPORT_HDRS)
+	@mkdir -p build/asan
+	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(REPORT_SRCS) $(REPORT_LIBS)
+
+asan: build/asan/decky-smtpd build/asan/decky-smtpd-report
 
 deps:
 	@tools/deps check
@@ -120,10 +134,12 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run ./decky-smtpd
 
-install: decky-smtpd
+install: decky-smtpd decky-smtpd-report
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR) $(DESTDIR)$(UNITDIR)/xinetd.service.d
 	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
+	install -m 755 decky-smtpd-report $(DESTDIR)$(SBINDIR)/decky-smtpd-report
+	install -m 644 man/decky-smtpd-report.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd-report.8
 	install -m 644 man/decky-smtpd.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd.8
 	install -m 644 man/decky-smtpd.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd.catalog
 	install -m 644 units/decky-smtpd.socket $(DESTDIR)$(UNITDIR)/decky-smtpd.socket
@@ -148,6 +164,17 @@ build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h session_priv.h ja.h b64.h rfc822
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto
 
+# the same for what decky-smtpd-report does with journal values (make fuzz-report)
+build/fuzz/report_fuzz: tests/fuzz/report_fuzz.c count.c esc.c keys.c count.h esc.h keys.h
+	@tools/deps fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/report_fuzz.c count.c esc.c keys.c
+
+fuzz-report: build/fuzz/report_fuzz
+	@mkdir -p build/fuzz/report-corpus
+	build/fuzz/report_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	    -artifact_prefix=build/fuzz/ $(FUZZ_ARGS) build/fuzz/report-corpus tests/fuzz/report-corpus
+
 fuzz: build/fuzz/session_fuzz
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/smtp.dict \
@@ -155,7 +182,7 @@ fuzz: build/fuzz/session_fuzz
 	    $(FUZZ_ARGS) build/fuzz/corpus tests/fuzz/corpus
 
 clean:
-	rm -f decky-smtpd $(OBJS)
+	rm -f decky-smtpd decky-smtpd-report $(OBJS) $(REPORT_SRCS:.c=.o)
 	rm -rf build
 
-.PHONY: all asan deps check memcheck run install clean fuzz bench
+.PHONY: all asan deps check memcheck run install clean fuzz fuzz-report bench

@@ -30,6 +30,16 @@ replay() {
 	assert_output --partial "inputs, no finding"
 }
 
+@test "the report's fuzz corpus runs through keys, escape and counting table without a finding" {
+	cc -std=c11 -Wall -Wextra -O1 -g -fsanitize=address,undefined \
+	    -fno-omit-frame-pointer -fno-sanitize-recover=all -o "$BATS_TEST_TMPDIR/report-replay" \
+	    "$FUZZ/report_fuzz.c" "$FUZZ/replay.c" "$TOP/count.c" "$TOP/esc.c" "$TOP/keys.c"
+	run env ASAN_OPTIONS=detect_leaks=1:handle_abort=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$BATS_TEST_TMPDIR/report-replay" "$FUZZ"/report-corpus/*
+	assert_success
+	assert_output --partial "inputs, no finding"
+}
+
 @test "every crasher in tests/fuzz/regressions has a test of its own here" {
 	local f
 	for f in "$FUZZ"/regressions/*; do

@@ -52,3 +52,27 @@ PAGE=$TOP/man/decky-smtpd.8
 		grep -qx -- "-- $id" "$TOP/man/decky-smtpd.catalog"
 	done
 }
+
+@test "mandoc -T lint finds nothing in decky-smtpd-report(8)" {
+	page=$TOP/man/decky-smtpd-report.8
+	run mandoc -T lint -W style "$page"
+	[ "$status" -le 2 ] || { echo "$output"; false; }
+	run grep -v ': STYLE: referenced manual not found: Xr ' <<<"$output"
+	refute_output --partial "$page:"
+}
+
+@test "every option, section and bound of decky-smtpd-report is in its man page" {
+	page=$TOP/man/decky-smtpd-report.8
+	names=$( {
+		grep -oE '\{ "[a-z]+", (no|required)_argument' "$TOP/report.c" | grep -oE '"[a-z]+"' | sed 's/^"/"--/'
+		grep -oE '\{ T_[A-Z_0-9]+, "[a-z_0-9]+"' "$TOP/report.c" | grep -oE '"[a-z_0-9]+"$'
+		grep -oE '#define (CAP_[A-Z]+|COUNT_KEY_MAX|FILES_MAX|HIST_BUCKETS)[[:space:]]+[0-9]+' \
+		    "$TOP/report.c" "$TOP/count.h" | awk '{ print $3 }'
+	} | tr -d '"' | sort -u)
+	[ "$(wc -l <<<"$names")" -gt 25 ]
+	missing=
+	for n in $names; do
+		grep -qw -- "${n#--}" "$page" || missing="$missing $n"
+	done
+	[ -z "$missing" ] || { echo "not in decky-smtpd-report.8:$missing"; false; }
+}
