@@ -28,8 +28,8 @@ PKG_LIBS = $(shell pkg-config --libs libsystemd yajl) $(SSL_LIBS)
 ALL_CFLAGS = -std=c11 $(WARN) $(WERROR) $(PKG_CFLAGS) $(CFLAGS)
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
-HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
+SRCS = smtpd.c session.c sink.c spool.c persona.c makepersona.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h sink.h spool.h persona.h makepersona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file

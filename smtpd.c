@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "flood.h"
+#include "makepersona.h"
 #include "persona.h"
 #include "session.h"
 #include "sink.h"
@@ -50,6 +51,7 @@ usage(FILE *f)
 	fprintf(f, "usage: decky-smtpd [--log=journal|json|json:FILE[,...]] [--NAME=VALUE ...]\n"
 	    "       decky-smtpd --check-persona [FILE] [--NAME=VALUE ...]\n"
 	    "       decky-smtpd --make-cert [--NAME=VALUE ...]\n"
+	    "       decky-smtpd --make-persona SEED\n"
 	    "settings (also SMTP_NAME in the environment, and keys of the persona file):");
 	persona_names(f);
 	fprintf(f, "\nsee decky-smtpd(8)\n");
@@ -178,6 +180,14 @@ configure(int argc, char **argv)
 		if (strcmp(argv[a], "--version") == 0) {
 			printf("decky-smtpd %s (%s)\n", VERSION, tls_library());
 			exit(0);
+		}
+		if (strcmp(argv[a], "--make-persona") == 0) {
+			if (a + 1 >= argc || makepersona(argv[a + 1], stdout) < 0) {
+				fprintf(stderr, "decky-smtpd: --make-persona SEED: 1 to %d bytes of seed\n",
+				    MAKEPERSONA_SEED_MAX);
+				exit(2);
+			}
+			exit(fflush(stdout) == 0 ? 0 : 1);
 		}
 		if (strncmp(argv[a], "--persona=", 10) == 0)
 			file = argv[a] + 10;
