@@ -5,6 +5,7 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 XINETDDIR ?= /etc/xinetd.d
+JOURNALCONFDIR ?= /etc/systemd
 
 CC ?= cc
 CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2
@@ -130,6 +131,13 @@ install: decky-smtpd
 	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd.xinetd \
 	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
 	install -m 644 units/xinetd-decky-smtpd.conf $(DESTDIR)$(UNITDIR)/xinetd.service.d/decky-smtpd.conf
+	@# a fleet: the deckies' journal-upload and the collector's journal-remote (enabled by none)
+	install -d $(DESTDIR)$(JOURNALCONFDIR)/journal-upload.conf.d $(DESTDIR)$(JOURNALCONFDIR)/journal-remote.conf.d \
+	    $(DESTDIR)$(UNITDIR)/systemd-journal-upload.service.d
+	install -m 644 units/journal-upload-decky-smtpd.conf $(DESTDIR)$(JOURNALCONFDIR)/journal-upload.conf.d/decky-smtpd.conf
+	install -m 644 units/journal-remote-decky-smtpd.conf $(DESTDIR)$(JOURNALCONFDIR)/journal-remote.conf.d/decky-smtpd.conf
+	install -m 644 units/systemd-journal-upload-decky-smtpd.conf \
+	    $(DESTDIR)$(UNITDIR)/systemd-journal-upload.service.d/decky-smtpd.conf
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
 # make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from
