@@ -5,6 +5,7 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= /etc/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 XINETDDIR ?= /etc/xinetd.d
+JOURNALCONFDIR ?= /etc/systemd
 
 CC ?= cc
 CFLAGS ?= -O2 -g -D_FORTIFY_SOURCE=2
@@ -30,8 +31,8 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # the state machine (session.h), in the files session_priv.h describes
 SESSION_SRCS = session.c reply.c address.c message.c sasl.c
-SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c penalty.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
-HDRS = session.h session_priv.h sink.h penalty.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
+SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c makepersona.c penalty.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h session_priv.h sink.h penalty.h spool.h persona.h makepersona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # make run: where the honeypot listens and keeps its spool and event file
@@ -148,6 +149,13 @@ install: decky-smtpd decky-smtpd-report
 	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd.xinetd \
 	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
 	install -m 644 units/xinetd-decky-smtpd.conf $(DESTDIR)$(UNITDIR)/xinetd.service.d/decky-smtpd.conf
+	@# a fleet: the deckies' journal-upload and the collector's journal-remote (enabled by none)
+	install -d $(DESTDIR)$(JOURNALCONFDIR)/journal-upload.conf.d $(DESTDIR)$(JOURNALCONFDIR)/journal-remote.conf.d \
+	    $(DESTDIR)$(UNITDIR)/systemd-journal-upload.service.d
+	install -m 644 units/journal-upload-decky-smtpd.conf $(DESTDIR)$(JOURNALCONFDIR)/journal-upload.conf.d/decky-smtpd.conf
+	install -m 644 units/journal-remote-decky-smtpd.conf $(DESTDIR)$(JOURNALCONFDIR)/journal-remote.conf.d/decky-smtpd.conf
+	install -m 644 units/systemd-journal-upload-decky-smtpd.conf \
+	    $(DESTDIR)$(UNITDIR)/systemd-journal-upload.service.d/decky-smtpd.conf
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
 # make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from

@@ -5,7 +5,8 @@
  * variable (SMTP_SIZE_LIMIT) and the persona file key ("size-limit").  Sources apply
  * in order: built-in defaults (a stock Debian 12 Postfix 3.7), the JSON file, the
  * environment, the options; each through persona_set(), so each value is checked in
- * one place.  It reads files and the environment and nothing else.
+ * one place, and each records its source, so that a session can say where each of its
+ * settings came from.  It reads files and the environment and nothing else.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -81,6 +82,11 @@ static const struct setting {
 	{ "persona", T_STR, OFF(persona), 0, 0, NULL, 0 },
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+_Static_assert(NSETTINGS <= PERSONA_SETTINGS_MAX, "struct persona: source[] too small");
+
+static const char *const source_names[] = {
+	[PS_DEFAULT] = "default", [PS_FILE] = "file", [PS_ENV] = "env", [PS_OPTION] = "option"
+};
 
 #define STR(p, st) (*(char **)((char *)(p) + (st)->off))
 #define NUM(p, o) (*(unsigned long long *)((char *)(p) + (o)))
@@ -206,18 +212,27 @@ printable_text(const char *v)
 	return 1;
 }
 
-int
-persona_set(struct persona *p, const char *name, const char *v, char *err, size_t errsize)
+/* printable_text_n - printable ASCII only, for names that events echo */
+static int
+printable_text_n(const char *v, size_t n)
 {
-	const struct setting *st = lookup(name, strlen(name));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* set - one setting from text, checked */
+static int
+set(struct persona *p, const struct setting *st, const char *name, const char *v, char *err,
+    size_t errsize)
+{
 	unsigned long long n, m;
 	const char *dash;
 	char *copy;
 
-	if (st == NULL) {
-		snprintf(err, errsize, "unknown setting \"%.40s\"", name);
-		return -1;
-	}
 	switch (st->type) {
 	case T_NUM:
 		if (number(v, st->min, st->max, &n) < 0)
@@ -301,6 +316,22 @@ range:
 	return -1;
 }
 
+int
+persona_set(struct persona *p, enum persona_source src, const char *name, const char *v,
+    char *err, size_t errsize)
+{
+	const struct setting *st = lookup(name, strlen(name));
+
+	if (st == NULL) {
+		snprintf(err, errsize, "unknown setting \"%.40s\"", name);
+		return -1;
+	}
+	if (set(p, st, name, v, err, errsize) < 0)
+		return -1;
+	p->source[st - settings] = (unsigned char)src;
+	return 0;
+}
+
 void
 persona_env_name(char *buf, size_t size, const char *name)
 {
@@ -326,12 +357,135 @@ persona_env(struct persona *p, char *err, size_t errsize)
 		/* empty means unset, but for a list, where it means none */
 		if ((v = getenv(env)) == NULL || (*v == '\0' && settings[i].type != T_WORDS))
 			continue;
-		if (persona_set(p, settings[i].name, v, why, sizeof(why)) < 0 && rc == 0) {
+		if (persona_set(p, PS_ENV, settings[i].name, v, why, sizeof(why)) < 0 && rc == 0) {
 			snprintf(err, errsize, "%s: %s", env, why);
 			rc = -1;
 		}
 	}
 	return rc;
+}
+
+/* distance - Levenshtein's, between two short names (at most 63 bytes each) */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64], i, j;
+
+	if (la > 63 || lb > 63)
+		return 64;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0], up;
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* known_env - is "SMTP_..." (len bytes) a setting's variable, exactly as getenv() finds it */
+static int
+known_env(const char *e, size_t len)
+{
+	char name[64];
+	size_t i;
+
+	if (len - 5 >= sizeof(name))
+		return 0;
+	for (i = 5; i < len; i++) {
+		if (e[i] >= 'A' && e[i] <= 'Z')
+			name[i - 5] = (char)(e[i] + 32);
+		else if (e[i] == '_')
+			name[i - 5] = '-';
+		else if (e[i] >= '0' && e[i] <= '9')
+			name[i - 5] = e[i];
+		else
+			return 0;
+	}
+	return lookup(name, len - 5) != NULL;
+}
+
+/* closest - the setting variable nearest to an unknown one: within two edits, and
+ * one edit for every four bytes of its name after SMTP_ (FOO is not LOG) */
+static void
+closest(const char *e, size_t len, char *hint, size_t hintsize)
+{
+	char var[64], env[64];
+	size_t i, best = 3, d;
+
+	hint[0] = '\0';
+	if (len >= sizeof(var))
+		return;
+	memcpy(var, e, len);
+	var[len] = '\0';
+	for (i = 0; i < NSETTINGS; i++) {
+		persona_env_name(env, sizeof(env), settings[i].name);
+		if ((d = distance(var, env)) < best && d * 4 <= len - 5) {
+			best = d;
+			snprintf(hint, hintsize, "%s: did you mean %s?", var, env);
+		}
+	}
+}
+
+int
+persona_unknown(char *buf, size_t size, char *hint, size_t hintsize)
+{
+	extern char **environ;
+	size_t used = 0;
+	char **e;
+	int n = 0;
+
+	buf[0] = '\0';
+	hint[0] = '\0';
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		size_t len = strcspn(*e, "=");
+
+		if (len <= 5 || strncmp(*e, "SMTP_", 5) != 0 || known_env(*e, len))
+			continue;
+		n++;
+		if (hint[0] == '\0')
+			closest(*e, len, hint, hintsize);
+		/* names only, never values; printable only: they are echoed in events */
+		if (used + len + 2 > size || !printable_text_n(*e, len))
+			continue;
+		if (used > 0)
+			buf[used++] = ' ';
+		memcpy(buf + used, *e, len);
+		used += len;
+		buf[used] = '\0';
+	}
+	return n;
+}
+
+void
+persona_sources(const struct persona *p, char *buf, size_t size)
+{
+	size_t i, used = 0;
+	int w;
+
+	buf[0] = '\0';
+	for (i = 0; i < NSETTINGS; i++) {
+		if (p->source[i] == PS_DEFAULT)
+			continue;
+		w = snprintf(buf + used, size - used, "%s%s=%s", used > 0 ? " " : "", settings[i].name,
+		    source_names[p->source[i]]);
+		if (w < 0 || (size_t)w >= size - used) {
+			buf[used] = '\0';	/* cut at a whole entry */
+			break;
+		}
+		used += (size_t)w;
+	}
+	if (used == 0)
+		snprintf(buf, size, "default");
 }
 
 /* --- the JSON file ----------------------------------------------------------------- */
@@ -411,7 +565,7 @@ value(struct parse *ps, const char *v)
 
 	if (ps->depth != 1)
 		return fail(ps, "settings are the keys of one object, with no nesting");
-	if (persona_set(ps->p, ps->key, v, why, sizeof(why)) < 0)
+	if (persona_set(ps->p, PS_FILE, ps->key, v, why, sizeof(why)) < 0)
 		return fail(ps, why);
 	return 1;
 }

@@ -12,6 +12,18 @@
 
 #define WEAK_MAX	4096	/* credentials in an auth-weak-file */
 
+/* where a setting's value came from; the sources apply in this order */
+enum persona_source {
+	PS_DEFAULT,		/* built in, or derived from the machine */
+	PS_FILE,		/* the persona file */
+	PS_ENV,			/* SMTP_<NAME> */
+	PS_OPTION		/* --name=value */
+};
+
+#define PERSONA_SETTINGS_MAX	32	/* room in source[] (persona.c checks) */
+#define PERSONA_SOURCES_MAX	768	/* "name=source ..." of every setting, and more */
+#define PERSONA_UNKNOWN_MAX	256	/* names of unknown SMTP_ variables, space-separated */
+
 struct persona {
 	/* the persona */
 	char *hostname;			/* NULL: the machine's host name */
@@ -41,19 +53,29 @@ struct persona {
 	char *log;
 	char *fallback_log;
 	char *persona;			/* the file these came from, if any */
+	unsigned char source[PERSONA_SETTINGS_MAX];	/* enum persona_source, per setting */
 };
 
 /* persona_defaults - the built-in stock Debian 12 Postfix 3.7 */
 void persona_defaults(struct persona *);
 /* persona_free - the strings the settings own */
 void persona_free(struct persona *);
-/* persona_set - one setting by name from text; 0, or -1 with a reason in err */
-int persona_set(struct persona *, const char *name, const char *value, char *err, size_t errsize);
+/* persona_set - one setting by name from text, from a source; 0, or -1 with a reason in err */
+int persona_set(struct persona *, enum persona_source, const char *name, const char *value,
+    char *err, size_t errsize);
 /* persona_file - a JSON object of settings; -1 with "FILE:line:col: reason" in err */
 int persona_file(struct persona *, const char *path, char *err, size_t errsize);
 /* persona_env - every SMTP_<NAME> that is set; a bad one is skipped, -1 and the
  * first in err */
 int persona_env(struct persona *, char *err, size_t errsize);
+/* persona_sources - "name=source ..." for each setting not at its default (source
+ * file, env or option), in table order; "default" when there is none */
+void persona_sources(const struct persona *, char *buf, size_t size);
+/* persona_unknown - the names of the SMTP_ variables set that are no setting's,
+ * space-separated (a name that does not fit is left out), and in hint
+ * "VAR: did you mean SMTP_NAME?" for the first that is close to a setting's
+ * variable ("" if none is); their count */
+int persona_unknown(char *buf, size_t size, char *hint, size_t hintsize);
 /* persona_print - the effective settings, one "name = value" a line */
 void persona_print(const struct persona *, FILE *);
 /* persona_names - the setting names, space-separated, for usage */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "flood.h"
+#include "makepersona.h"
 #include "penalty.h"
 #include "persona.h"
 #include "session.h"
@@ -41,13 +42,17 @@
 static struct persona pc;	/* the settings: see persona.c */
 static int make_cert;		/* --make-cert: make the TLS key and certificate, exit */
 static char persona_err[512];	/* a bad persona file or variable: logged, then ignored */
+static char unknown_env[PERSONA_UNKNOWN_MAX];	/* SMTP_ variables that are no setting's */
+static char unknown_hint[160];	/* "VAR: did you mean SMTP_NAME?" */
+static int nunknown;
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: decky-smtpd [--log=journal|json|json:FILE[,...]] [--NAME=VALUE ...]\n"
-	    "       decky-smtpd --check-persona FILE\n"
+	    "       decky-smtpd --check-persona [FILE] [--NAME=VALUE ...]\n"
 	    "       decky-smtpd --make-cert [--NAME=VALUE ...]\n"
+	    "       decky-smtpd --make-persona SEED\n"
 	    "settings (also SMTP_NAME in the environment, and keys of the persona file):");
 	persona_names(f);
 	fprintf(f, "\nsee decky-smtpd(8)\n");
@@ -68,7 +73,7 @@ option(const char *arg)
 	}
 	memcpy(name, arg + 2, (size_t)(eq - arg - 2));
 	name[eq - arg - 2] = '\0';
-	if (persona_set(&pc, name, eq + 1, why, sizeof(why)) < 0) {
+	if (persona_set(&pc, PS_OPTION, name, eq + 1, why, sizeof(why)) < 0) {
 		fprintf(stderr, "decky-smtpd: %s\n", why);
 		return -1;
 	}
@@ -103,14 +108,31 @@ derive_defaults(void)
 	}
 }
 
-/* check_persona - --check-persona FILE: validate it and show the effective settings */
-static int
-check_persona(const char *path, int argc, char **argv)
+/* unknown_warning - what a persona_error (or --check-persona) says of unknown variables */
+static void
+unknown_warning(char *buf, size_t size)
 {
-	char err[512];
+	int w = snprintf(buf, size, "%s: unknown variable%s, ignored", unknown_env,
+	    nunknown > 1 ? "s" : "");
+
+	if (unknown_hint[0] != '\0' && w >= 0 && (size_t)w < size)
+		snprintf(buf + w, size - (size_t)w, " (%s)", unknown_hint);
+}
+
+/*
+ * check_persona - --check-persona [FILE]: validate the file (else --persona or
+ * SMTP_PERSONA, if any) and the environment, and show the effective settings and
+ * where each came from
+ */
+static int
+check_persona(const char *path, const char *file, int argc, char **argv)
+{
+	char err[512], sources[PERSONA_SOURCES_MAX];
 	int a;
 
-	if (persona_file(&pc, path, err, sizeof(err)) < 0) {
+	if (path != NULL)
+		file = path;
+	if (file != NULL && *file != '\0' && persona_file(&pc, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "decky-smtpd: %s\n", err);
 		return 2;
 	}
@@ -121,10 +143,19 @@ check_persona(const char *path, int argc, char **argv)
 	for (a = 1; a < argc; a++)
 		if (strcmp(argv[a], "--check-persona") != 0 && argv[a] != path && option(argv[a]) < 0)
 			return 2;
-	pc.persona = (char *)path;
+	if (path != NULL && persona_set(&pc, PS_OPTION, "persona", path, err, sizeof(err)) < 0)
+		pc.persona = (char *)path;
 	derive_defaults();
-	printf("# %s: valid; the effective settings (file, then environment, then options):\n", path);
+	printf("# %s: valid; the effective settings (file, then environment, then options):\n",
+	    file != NULL && *file != '\0' ? file : "no persona file");
 	persona_print(&pc, stdout);
+	persona_sources(&pc, sources, sizeof(sources));
+	printf("# sources: %s\n", sources);
+	if (nunknown > 0) {
+		unknown_warning(err, sizeof(err));
+		printf("# warning: %s\n", err);
+		fprintf(stderr, "decky-smtpd: warning: %s\n", err);
+	}
 	return 0;
 }
 
@@ -141,6 +172,7 @@ configure(int argc, char **argv)
 	int a;
 
 	persona_defaults(&pc);
+	nunknown = persona_unknown(unknown_env, sizeof(unknown_env), unknown_hint, sizeof(unknown_hint));
 	for (a = 1; a < argc; a++) {
 		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
 			usage(stdout);
@@ -150,18 +182,24 @@ configure(int argc, char **argv)
 			printf("decky-smtpd %s (%s)\n", VERSION, tls_library());
 			exit(0);
 		}
-		if (strcmp(argv[a], "--check-persona") == 0) {
-			if (a + 1 >= argc) {
-				usage(stderr);
+		if (strcmp(argv[a], "--make-persona") == 0) {
+			if (a + 1 >= argc || makepersona(argv[a + 1], stdout) < 0) {
+				fprintf(stderr, "decky-smtpd: --make-persona SEED: 1 to %d bytes of seed\n",
+				    MAKEPERSONA_SEED_MAX);
 				exit(2);
 			}
-			exit(check_persona(argv[a + 1], argc, argv));
+			exit(fflush(stdout) == 0 ? 0 : 1);
 		}
 		if (strncmp(argv[a], "--persona=", 10) == 0)
 			file = argv[a] + 10;
 		if (strcmp(argv[a], "--make-cert") == 0)
 			make_cert = a;
 	}
+	for (a = 1; a < argc; a++)
+		if (strcmp(argv[a], "--check-persona") == 0)
+			/* FILE, unless what follows is an option or nothing */
+			exit(check_persona(a + 1 < argc && strncmp(argv[a + 1], "--", 2) != 0 ?
+			    argv[a + 1] : NULL, file, argc, argv));
 	if (file != NULL && *file != '\0' &&
 	    persona_file(&pc, file, persona_err, sizeof(persona_err)) < 0) {
 		persona_free(&pc);
@@ -453,6 +491,32 @@ shell_event(enum event_type type, const char *name, const char *val)
 	if (name != NULL)
 		add(&ev, name, val);
 	sink_event(&sink, &ev);
+}
+
+/*
+ * connect_events - connect, with where the settings came from and the SMTP_
+ * variables that are none (a setting that did not arrive shows as a default);
+ * then a persona_error for a bad file or variable, and a warning for unknown ones
+ */
+static void
+connect_events(void)
+{
+	static char sources[PERSONA_SOURCES_MAX], warning[PERSONA_UNKNOWN_MAX + 128];
+	struct event ev = { .type = EV_CONNECT, .priority = 6 };
+
+	persona_sources(&pc, sources, sizeof(sources));
+	add(&ev, "PERSONA_SOURCES", sources);
+	add(&ev, "PERSONA_UNKNOWN", unknown_env);
+	sink_event(&sink, &ev);
+	if (persona_err[0] != '\0')
+		shell_event(EV_PERSONA_ERROR, "ERROR", persona_err);
+	if (nunknown > 0) {
+		struct event w = { .type = EV_PERSONA_ERROR, .priority = 4 };
+
+		unknown_warning(warning, sizeof(warning));
+		add(&w, "ERROR", warning);
+		sink_event(&sink, &w);
+	}
 }
 
 /* The line reader: a fixed buffer; lines longer than SESSION_LINE_MAX come in pieces. */
@@ -882,9 +946,7 @@ main(int argc, char **argv)
 	if ((session = session_new(&conf, &ops)) == NULL)
 		return 1;
 
-	shell_event(EV_CONNECT, NULL, NULL);
-	if (persona_err[0] != '\0')
-		shell_event(EV_PERSONA_ERROR, "ERROR", persona_err);
+	connect_events();
 	greeting_delay();
 	session_greet(session);
 	run();

@@ -8,6 +8,10 @@ setup() {
 	P=$BATS_TEST_TMPDIR/persona.json
 }
 
+teardown() {
+	stop_activated
+}
+
 @test "--check-persona accepts a good file and prints the effective settings" {
 	cat >"$P" <<'JSON'
 {
@@ -119,4 +123,83 @@ JSON
 	echo "greeting after $ms ms"
 	[ "$ms" -ge 300 ]
 	assert_line -n 0 $'220 omega-decky ESMTP Postfix (Debian/GNU)\r'
+}
+
+@test "the connect event says where each setting came from: file, env or option" {
+	printf '{ "banner": "file banner", "size-limit": 1000, "relay": "deny" }' >"$P"
+	SMTP_PERSONA=$P SMTP_SIZE_LIMIT=2000 run "$DECKY" --log=json:"$EVENTS" --relay=open < <(printf 'QUIT\r\n')
+	assert_success
+	# in table order; the harness's own variables (common_setup) are env too
+	[ "$(event_field connect persona_sources)" = \
+	    "hostname=env banner=file relay=option size-limit=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
+	[ -z "$(event_field connect persona_unknown)" ]
+	[ "$(events persona_error | wc -l)" -eq 0 ]
+	# nothing set anywhere: the one word "default"
+	env -i "$DECKY" --log=json:"$EVENTS.bare" --spool="$SMTP_SPOOL" </dev/null >/dev/null
+	[ "$(jq -r 'select(.event_type == "connect") | .persona_sources' "$EVENTS.bare")" = "spool=option log=option" ]
+	env -i SMTP_LOG=json:"$EVENTS.none" "$DECKY" </dev/null >/dev/null || true
+	[ "$(jq -r 'select(.event_type == "connect") | .persona_sources' "$EVENTS.none")" = "log=env" ]
+}
+
+@test "a persona file that is not used leaves its settings at their defaults in PERSONA_SOURCES" {
+	printf '{ "banner": "file banner", "relay": 7 }' >"$P"
+	SMTP_PERSONA=$P run "$DECKY" --log=json:"$EVENTS" < <(printf 'QUIT\r\n')
+	[ "$(event_field connect persona_sources)" = \
+	    "hostname=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
+	[ "$(jq -r 'select(.event_type == "persona_error") | .priority' "$EVENTS")" = 3 ]
+}
+
+@test "an SMTP_ variable that is no setting is named in connect and warned of, with the setting it resembles" {
+	SMTP_SIZE_LIMT=5 SMTP_FOO=1 run "$DECKY" --log=json:"$EVENTS" < <(printf 'EHLO x\r\nQUIT\r\n')
+	assert_success
+	assert_line $'250-SIZE 10240000\r'
+	# names only (in environ's order), never values
+	unknown=$(event_field connect persona_unknown)
+	[ "$(tr ' ' '\n' <<<"$unknown" | sort | tr '\n' ' ')" = "SMTP_FOO SMTP_SIZE_LIMT " ]
+	[ "$(events persona_error | wc -l)" -eq 1 ]
+	[ "$(jq -r 'select(.event_type == "persona_error") | .priority' "$EVENTS")" = 4 ]
+	[ "$(event_field persona_error error)" = "$unknown: unknown variables, ignored (SMTP_SIZE_LIMT: did you mean SMTP_SIZE_LIMIT?)" ]
+	# a name far from every setting gets no guess
+	SMTP_FOO=1 run "$DECKY" --log=json:"$EVENTS.foo" < <(printf 'QUIT\r\n')
+	[ "$(jq -r 'select(.event_type == "persona_error") | .error' "$EVENTS.foo")" = "SMTP_FOO: unknown variable, ignored" ]
+	# the settings' own variables are never unknown
+	run "$DECKY" --log=json:"$EVENTS.ok" < <(printf 'QUIT\r\n')
+	[ "$(jq -r 'select(.event_type == "connect") | .persona_unknown // "none"' "$EVENTS.ok")" = none ]
+}
+
+@test "a variable not passed with -E under systemd-socket-activate shows as a default in connect" {
+	# exported here, but systemd-socket-activate passes only what -E names
+	export SMTP_AUTH_POLICY=reject
+	start_activated
+	probe $'EHLO x\nAUTH PLAIN AHUAcA==\nQUIT'
+	assert_line $'S: 235 2.7.0 Authentication successful\r'
+	wait_event disconnect
+	[[ " $(event_field connect persona_sources) " != *" auth-policy="* ]]
+	stop_activated || true
+	: >"$EVENTS"
+	start_activated SMTP_AUTH_POLICY
+	probe $'EHLO x\nAUTH PLAIN AHUAcA==\nQUIT'
+	assert_line $'S: 535 5.7.8 Error: authentication failed: (reason unavailable)\r'
+	wait_event disconnect
+	[[ " $(event_field connect persona_sources) " == *" auth-policy=env "* ]]
+}
+
+@test "--check-persona shows the sources and warns of unknown variables; FILE is optional" {
+	printf '{ "banner": "file banner" }' >"$P"
+	SMTP_HOSTNME=typo run "$DECKY" --check-persona "$P" --size-limit=2000
+	assert_success
+	assert_line --regexp '^banner += file banner$'
+	assert_line "# sources: hostname=env banner=file size-limit=option error-sleep=env greeting-delay=env spool=env persona=option"
+	assert_line "# warning: SMTP_HOSTNME: unknown variable, ignored (SMTP_HOSTNME: did you mean SMTP_HOSTNAME?)"
+	assert_line "decky-smtpd: warning: SMTP_HOSTNME: unknown variable, ignored (SMTP_HOSTNME: did you mean SMTP_HOSTNAME?)"
+	# without FILE: SMTP_PERSONA if set, and the environment, as a session would take them
+	SMTP_PERSONA=$P run "$DECKY" --check-persona
+	assert_success
+	assert_line --index 0 "# $P: valid; the effective settings (file, then environment, then options):"
+	assert_line --regexp '^banner += file banner$'
+	assert_line "# sources: hostname=env banner=file error-sleep=env greeting-delay=env spool=env persona=env"
+	run "$DECKY" --check-persona --relay=deny
+	assert_success
+	assert_line --regexp '^relay += deny$'
+	refute_line --partial '# warning'
 }

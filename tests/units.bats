@@ -53,6 +53,11 @@ setup() {
 	grep -qx 'ExecStart=/usr/sbin/decky-smtpd' "$dest/etc/systemd/system/decky-smtpd@.service"
 	grep -q 'server.*= /usr/sbin/decky-smtpd' "$dest/etc/xinetd.d/decky-smtpd"
 	grep -qx 'LogRateLimitBurst=[0-9]*' "$dest/etc/systemd/system/xinetd.service.d/decky-smtpd.conf"
+	# the fleet's drop-ins, in place; nothing enabled (no .wants links)
+	grep -qx 'TrustedCertificateFile=/etc/decky-smtpd/fleet/ca.pem' "$dest/etc/systemd/journal-upload.conf.d/decky-smtpd.conf"
+	grep -qx 'SplitMode=host' "$dest/etc/systemd/journal-remote.conf.d/decky-smtpd.conf"
+	grep -qx 'Restart=always' "$dest/etc/systemd/system/systemd-journal-upload.service.d/decky-smtpd.conf"
+	[ -z "$(find "$dest" -name '*.wants')" ]
 }
 
 @test "xinetd's journal rate limit covers instances sessions at their own event budget" {

@@ -117,3 +117,14 @@ PY
 	# which goes to syslog, the journal, in the shipped entry
 	grep -Eq '^[[:space:]]*log_type[[:space:]]*=[[:space:]]*SYSLOG' "$TOP/units/decky-smtpd.xinetd"
 }
+
+@test "under xinetd the settings are its own environment and the env = line's, and connect says so" {
+	# xinetd started from here inherits this variable and passes it on, beside env =
+	# (xinetd.service under systemd starts with an empty environment)
+	export SMTP_RELAY=deny
+	start_xinetd
+	probe $'EHLO x\nMAIL FROM:<a@b.c>\nRCPT TO:<v@example.org>\nQUIT'
+	assert_line $'S: 454 4.7.1 <v@example.org>: Relay access denied\r'
+	wait_event disconnect
+	[ "$(event_field connect persona_sources)" = "hostname=env relay=env error-sleep=env greeting-delay=env spool=env log=option" ]
+}
