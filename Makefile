@@ -32,15 +32,27 @@ SRCS = smtpd.c session.c sink.c spool.c persona.c tls.c ja.c b64.c utf8.c rfc822
 HDRS = session.h sink.h spool.h persona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
+# decky-smtpd-analyze: the message analyzer, a program of its own (never run by the
+# session).  It links libcrypto shared: it is one long-lived process, not one per
+# connection, so it takes OpenSSL's security updates without a rebuild.
+ANALYZE_PKGS = gmime-3.0 libxml-2.0 libmagic yajl libsystemd libcrypto
+ANALYZE_SRCS = analyze.c mime.c links.c report.c sink.c b64.c utf8.c
+ANALYZE_HDRS = mime.h links.h report.h sink.h session.h b64.h utf8.h
+ANALYZE_CFLAGS = $(shell pkg-config --cflags $(ANALYZE_PKGS))
+ANALYZE_LIBS = $(shell pkg-config --libs $(ANALYZE_PKGS))
+
 # make run: where the honeypot listens and keeps its spool and event file
 RUN_HOST ?= 127.0.0.1
 RUN_PORT ?= 2525
 RUN_DIR ?= $(CURDIR)/run
 
-all: decky-smtpd
+all: decky-smtpd decky-smtpd-analyze
 
 decky-smtpd: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+decky-smtpd-analyze: $(ANALYZE_SRCS) $(ANALYZE_HDRS)
+	$(CC) $(ALL_CFLAGS) $(ANALYZE_CFLAGS) $(LDFLAGS) -o $@ $(ANALYZE_SRCS) $(ANALYZE_LIBS)
 
 %.o: %.c $(HDRS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -50,7 +62,11 @@ build/asan/decky-smtpd: $(SRCS) $(HDRS)
 	@mkdir -p build/asan
 	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(SRCS) $(PKG_LIBS)
 
-asan: build/asan/decky-smtpd
+build/asan/decky-smtpd-analyze: $(ANALYZE_SRCS) $(ANALYZE_HDRS)
+	@mkdir -p build/asan
+	$(CC) $(ALL_CFLAGS) $(ANALYZE_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(ANALYZE_SRCS) $(ANALYZE_LIBS)
+
+asan: build/asan/decky-smtpd build/asan/decky-smtpd-analyze
 
 deps:
 	@tools/deps check
@@ -153,7 +169,7 @@ fuzz: build/fuzz/session_fuzz
 	    $(FUZZ_ARGS) build/fuzz/corpus tests/fuzz/corpus
 
 clean:
-	rm -f decky-smtpd $(OBJS)
+	rm -f decky-smtpd decky-smtpd-analyze $(OBJS)
 	rm -rf build
 
 .PHONY: all asan deps check memcheck run install clean fuzz bench

@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# decky-smtpd-analyze: messages the tests build (tests/mkmail), stored by a real
+# session, taken apart into message_analyzed events in a real journald and JSON.
+
+load helper
+
+ANALYZE=$(dirname "$DECKY")/decky-smtpd-analyze
+[ -x "$ANALYZE" ] || ANALYZE=$TOP/decky-smtpd-analyze
+
+setup() {
+	common_setup
+	AEVENTS=$BATS_TEST_TMPDIR/analyzed.json
+	: >"$AEVENTS"
+	MAIL=$BATS_TEST_TMPDIR/mail
+	mkdir -p "$MAIL"
+}
+
+teardown() {
+	[ -n "${WATCHER:-}" ] && kill "$WATCHER" 2>/dev/null && wait "$WATCHER" 2>/dev/null
+	return 0
+}
+
+# store KIND - build a message of KIND and send it through a session; its sidecar's
+# queue id in $QID, its session in $SID
+store() {
+	"$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
+	{
+		printf 'EHLO bot.example\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<v@example.org>\r\nDATA\r\n'
+		sed 's/^\./../' "$MAIL/$1"
+		printf '.\r\nQUIT\r\n'
+	} | "$DECKY" --log=journal,json:"$EVENTS" >/dev/null || return 1
+	QID=$(jq -r 'select(.event_type == "message_accepted") | .msg_id' "$EVENTS" | tail -1)
+	SID=$(jq -r 'select(.event_type == "message_accepted") | .session_id' "$EVENTS" | tail -1)
+	[ -n "$QID" ] && [ -f "$SMTP_SPOOL/new/$QID" ]
+}
+
+# analyze [ARGS...] - one --once run over the spool, events to the journal and JSON
+analyze() {
+	run "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=journal,json:"$AEVENTS" "$@"
+	echo "$output"
+	assert_success
+}
+
+# analyzed QID FIELD - a field of the JSON message_analyzed event of QID (arrays joined by |)
+analyzed() {
+	jq -r --arg q "$1" --arg f "$2" 'select(.event_type == "message_analyzed" and .msg_id == $q) |
+	    .[$f] // empty | if type == "array" then join("|") else . end' "$AEVENTS"
+}
+
+# journal_entry QID - the message_analyzed entry of QID in the journal (5 s at most)
+journal_entry() {
+	local i
+	for i in $(seq 50); do
+		J=$(journalctl --no-pager -o json EVENT_TYPE=message_analyzed MSG_ID="$1" 2>/dev/null | tail -1)
+		[ -n "$J" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# expect_hashes KIND QID - each attachment mkmail encoded is in the event and the
+# analysis document, with its name, size, SHA-256 and MD5
+expect_hashes() {
+	local doc n i name size sha md5
+	doc=$(analyzed "$2" analysis_file)
+	[ -f "$doc" ]
+	n=$(jq '.attachments | length' "$MAIL/$1.expect")
+	[ "$n" -gt 0 ]
+	[ "$(jq .attachments_total "$doc")" -eq "$n" ]
+	for i in $(seq 0 $((n - 1))); do
+		name=$(jq -r ".attachments[$i].name" "$MAIL/$1.expect")
+		size=$(jq -r ".attachments[$i].size" "$MAIL/$1.expect")
+		sha=$(jq -r ".attachments[$i].sha256" "$MAIL/$1.expect")
+		md5=$(jq -r ".attachments[$i].md5" "$MAIL/$1.expect")
+		jq -e --arg n "$name" --arg s "$sha" --arg m "$md5" --argjson z "$size" \
+		    '.attachments[] | select(.name == $n and .sha256 == $s and .md5 == $m and .size == $z and .complete)' "$doc" >/dev/null ||
+		    fail "attachment $name ($sha) not in $doc"
+		grep -qw "$sha" <<<"$(analyzed "$2" attachment_sha256)" || fail "$sha not in the event"
+		grep -qw "$md5" <<<"$(analyzed "$2" attachment_md5)" || fail "$md5 not in the event"
+	done
+}
+
+@test "an accepted message is analyzed once into the journal, joined to its session, and moved to cur/" {
+	ensure_journald
+	store mixed
+	analyze
+	[ ! -e "$SMTP_SPOOL/new/$QID" ]
+	[ -f "$SMTP_SPOOL/cur/$QID" ]
+	[ -f "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$QID.analysis.pending" ]
+	journal_entry "$QID"
+	[ "$(jq -r .SESSION_ID <<<"$J")" = "$SID" ]
+	[ "$(jq -r .SYSLOG_IDENTIFIER <<<"$J")" = decky-smtpd ]
+	[ "$(jq -r .MESSAGE_ID <<<"$J")" = aaf42535528d4373965657540eb9317f ]
+	[ "$(jq -r .SPOOL_FILE <<<"$J")" = "$SMTP_SPOOL/cur/$QID" ]
+	[ "$(jq -r .META_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$QID.json" ]
+	[ "$(jq -r .ANALYSIS_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ "$(jq -r .PARTIAL <<<"$J")" = 0 ]
+	[ "$(jq -r .RESULT <<<"$J")" = complete ]
+	[ "$(jq -r .STAGE <<<"$J")" = done ]
+	[ "$(jq -r .PARTS <<<"$J")" = 5 ]
+	[ "$(jq -r .DEPTH <<<"$J")" = 2 ]
+	[ "$(jq -r .MIME_TYPES <<<"$J")" = "multipart/mixed text/plain application/pdf image/gif" ]
+	[ "$(jq -r .SUBJECT <<<"$J")" = "Rechnung für Sie" ]
+	[ "$(jq -r .FROM <<<"$J")" = "Sender <sender@example.org>" ]
+	[ "$(jq -r .RECEIVED_FROM <<<"$J")" = "bot.example [198.51.100.7]" ]
+	[ "$(jq -r .CHARSETS <<<"$J")" = utf-8 ]
+	[ "$(jq -r .ATTACHMENTS <<<"$J")" = 3 ]
+	[ "$(jq -r '.ATTACHMENT_NAME | sort | join("|")' <<<"$J")" = "naïve résumé.pdf|notes.txt|Überweisung.gif" ]
+	[ "$(jq -r '.ATTACHMENT_TYPE | sort | join("|")' <<<"$J")" = "application/pdf|image/gif|text/plain" ]
+	[ "$(jq -r .URL <<<"$J")" = "https://pay.example.com/inv?id=7" ]
+	[ "$(jq -r .URL_HOST <<<"$J")" = pay.example.com ]
+	[ "$(jq -r .SHA256 <<<"$J")" = "$(sha256sum <"$SMTP_SPOOL/cur/$QID" | cut -c1-64)" ]
+	# every attachment's SHA-256 is a journalctl match away
+	for h in $(jq -r '.attachments[].sha256' "$MAIL/mixed.expect"); do
+		[ "$(journalctl --no-pager -o json ATTACHMENT_SHA256="$h" | jq -r .MSG_ID | sort -u)" = "$QID" ]
+	done
+	# one match on SESSION_ID joins the session's events and the analysis
+	[ "$(journalctl --no-pager -o json SESSION_ID="$SID" | jq -r .EVENT_TYPE | grep -c -e message_accepted -e message_analyzed)" -eq 2 ]
+	expect_hashes mixed "$QID"
+	# the names as sent: RFC 2231 and RFC 2047
+	doc=$SMTP_SPOOL/meta/$QID.analysis.json
+	[ "$(jq -r '.attachments[] | select(.name == "naïve résumé.pdf") | .name_sent' "$doc")" = "filename*=utf-8''na%C3%AFve%20r%C3%A9sum%C3%A9.pdf" ]
+	[ "$(jq -r '.attachments[] | select(.name == "Überweisung.gif") | .name_sent' "$doc")" = 'filename="=?UTF-8?Q?=C3=9Cberweisung.gif?="' ]
+	# a second run finds nothing to do
+	: >"$AEVENTS"
+	analyze
+	[ ! -s "$AEVENTS" ]
+}
