@@ -162,6 +162,21 @@ build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h flood.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS) -lcrypto
 
+# make fuzz-analyze: the same for the analyzer's parse path (tests/fuzz/analyze_fuzz.c),
+# seeds from tests/fuzz/analyze-corpus (tests/fuzz/mkcorpus-analyze builds them)
+ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c report.c utf8.c
+
+build/fuzz/analyze_fuzz: $(ANALYZE_FUZZ_SRCS) mime.h links.h report.h utf8.h
+	@tools/deps fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(ANALYZE_CFLAGS) -o $@ $(ANALYZE_FUZZ_SRCS) $(ANALYZE_LIBS)
+
+fuzz-analyze: build/fuzz/analyze_fuzz
+	@mkdir -p build/fuzz/analyze-corpus
+	build/fuzz/analyze_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/mime.dict \
+	    -max_len=262144 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/analyze- \
+	    $(FUZZ_ARGS) build/fuzz/analyze-corpus tests/fuzz/analyze-corpus
+
 fuzz: build/fuzz/session_fuzz
 	@mkdir -p build/fuzz/corpus
 	build/fuzz/session_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/smtp.dict \
@@ -172,4 +187,4 @@ clean:
 	rm -f decky-smtpd decky-smtpd-analyze $(OBJS)
 	rm -rf build
 
-.PHONY: all asan deps check memcheck run install clean fuzz bench
+.PHONY: all asan deps check memcheck run install clean fuzz fuzz-analyze bench
