@@ -229,7 +229,7 @@ limits(void)
 
 /* parse - the message in a child; what became of it */
 static const char *
-parse(int fd, unsigned long *cpu_ms)
+parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
 {
 	struct rusage ru;
 	pid_t pid;
@@ -247,6 +247,7 @@ parse(int fd, unsigned long *cpu_ms)
 	while (wait4(pid, &status, 0, &ru) < 0)
 		if (errno != EINTR)
 			return "wait_failed";
+	*maxrss_kb = (unsigned long)ru.ru_maxrss;
 	*cpu_ms = (unsigned long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 	    (unsigned long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 	report_clamp(shared);
@@ -409,7 +410,7 @@ analyze(const char *dir, const char *name)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 			goto out;
-		c.result = parse(fd, &c.cpu_ms);
+		c.result = parse(fd, &c.cpu_ms, &c.maxrss_kb);
 		close(fd);
 		c.elapsed_ms = (unsigned long)ms_since(&t0);
 		c.msg_id = have ? jstr(sc.root, "queue_id") : "";

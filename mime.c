@@ -488,14 +488,11 @@ leaf(struct walk *w, GMimeObject *o, unsigned part, const char *type, int alt)
 	GMimeContentType *ct = g_mime_object_get_content_type(o);
 	const char *d = g_mime_object_get_disposition(o);
 	const char *cs = g_mime_object_get_content_type_parameter(o, "charset");
-	const char *lang = g_mime_object_get_header(o, "Content-Language");
 	int plain = g_mime_content_type_is_type(ct, "text", "plain");
 	int html = g_mime_content_type_is_type(ct, "text", "html");
 
 	if (cs != NULL)
 		onto(w->r->charsets, &w->r->ncharsets, MIME_CHARSETS_MAX, cs);
-	if (lang != NULL && w->r->language[0] == '\0')
-		put(w->r->language, sizeof(w->r->language), lang);
 	if ((plain || html) && g_mime_part_get_filename(GMIME_PART(o)) == NULL &&
 	    (d == NULL || g_ascii_strcasecmp(d, "attachment") != 0))
 		body(w, o, part, html, alt);
@@ -566,6 +563,9 @@ walk(struct walk *w, GMimeObject *root)
 		if (f.depth > r->depth)
 			r->depth = f.depth;
 		onto(r->types, &r->ntypes, MIME_TYPES_MAX, type ? type : "");
+		if (r->language[0] == '\0')
+			put(r->language, sizeof(r->language),
+			    g_mime_object_get_header(f.o, "Content-Language"));
 		if (GMIME_IS_MULTIPART(f.o)) {
 			int i, n = g_mime_multipart_get_count(GMIME_MULTIPART(f.o)), alt = -1;
 

@@ -292,6 +292,7 @@ event(yajl_gen g, const struct mime_result *r, const struct report_ctx *c)
 	}
 	numstr(g, "CPU_MS", c->cpu_ms);
 	numstr(g, "ELAPSED_MS", c->elapsed_ms);
+	numstr(g, "MAXRSS_KB", c->maxrss_kb);
 	yajl_gen_map_close(g);
 }
 

@@ -26,6 +26,7 @@ struct report_ctx {
 	const char *result;		/* complete, cpu_limit, time_limit, crashed, ... */
 	int partial;
 	unsigned long cpu_ms, elapsed_ms;
+	unsigned long maxrss_kb;	/* the child's peak resident set */
 	unsigned long long size;
 };
 
