@@ -121,10 +121,14 @@ run:
 	@echo "  try:     swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org"
 	@echo "           swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org --tls   (STARTTLS; key and certificate made in $(RUN_DIR)/spool/tls/)"
 	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
-	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message)"
+	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message; analyzed ones move to cur/)"
+	@echo "  analyzer: decky-smtpd-analyze --watch: message_analyzed follows message_accepted (also in $(RUN_DIR)/analyzed.json)"
 	@echo "  stop:    Ctrl-C"
 	@tools/journald alive || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
-	@exec systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
+	@mkdir -p $(RUN_DIR)/spool
+	@$(CURDIR)/decky-smtpd-analyze --watch --spool=$(RUN_DIR)/spool --log=journal,json:$(RUN_DIR)/analyzed.json & \
+	    trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	    systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
 	    $(CURDIR)/decky-smtpd --log=journal,json:$(RUN_DIR)/events.json
 
 # make bench: sessions/s beside the fork+exec floor, xinetd and Postfix, latency, memory,
@@ -134,7 +138,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run ./decky-smtpd
 
-install: decky-smtpd
+install: decky-smtpd decky-smtpd-analyze
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR) $(DESTDIR)$(UNITDIR)/xinetd.service.d
 	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
@@ -146,6 +150,12 @@ install: decky-smtpd
 	sed 's|/usr/local/sbin/decky-smtpd|$(SBINDIR)/decky-smtpd|' units/decky-smtpd.xinetd \
 	    >$(DESTDIR)$(XINETDDIR)/decky-smtpd
 	install -m 644 units/xinetd-decky-smtpd.conf $(DESTDIR)$(UNITDIR)/xinetd.service.d/decky-smtpd.conf
+	install -m 755 decky-smtpd-analyze $(DESTDIR)$(SBINDIR)/decky-smtpd-analyze
+	install -m 644 man/decky-smtpd-analyze.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd-analyze.8
+	install -m 644 man/decky-smtpd-analyze.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd-analyze.catalog
+	install -m 644 units/decky-smtpd-analyze.path $(DESTDIR)$(UNITDIR)/decky-smtpd-analyze.path
+	sed 's|/usr/local/sbin/decky-smtpd-analyze|$(SBINDIR)/decky-smtpd-analyze|' units/decky-smtpd-analyze.service \
+	    >$(DESTDIR)$(UNITDIR)/decky-smtpd-analyze.service
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
 # make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from
