@@ -65,7 +65,12 @@ message(char *buf, size_t size, const char *type, const struct field *field, siz
 	for (i = 0; i < nfield && n + 16 < size; i++) {
 		const struct field *f = &field[i];
 
-		n += (size_t)snprintf(buf + n, size - n, " %s=", f->name);
+		w = snprintf(buf + n, size - n, " %s=", f->name);
+		if (w < 0 || (size_t)w >= size - n) {
+			n = size - 1;	/* a long name near the end: the line stops here */
+			break;
+		}
+		n += (size_t)w;
 		for (k = 0; k < f->len && k < 200 && n + 8 < size; k++) {
 			unsigned char c = (unsigned char)f->val[k];
 
