@@ -174,9 +174,9 @@ build/fuzz/session_fuzz: $(FUZZ_SRCS) session.h ja.h b64.h rfc822.h flood.h
 
 # make fuzz-analyze: the same for the analyzer's parse path (tests/fuzz/analyze_fuzz.c),
 # seeds from tests/fuzz/analyze-corpus (tests/fuzz/mkcorpus-analyze builds them)
-ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c report.c utf8.c
+ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c report.c sink.c b64.c utf8.c
 
-build/fuzz/analyze_fuzz: $(ANALYZE_FUZZ_SRCS) mime.h links.h report.h utf8.h
+build/fuzz/analyze_fuzz: $(ANALYZE_FUZZ_SRCS) mime.h links.h report.h sink.h b64.h utf8.h
 	@tools/deps fuzz
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(ANALYZE_CFLAGS) -o $@ $(ANALYZE_FUZZ_SRCS) $(ANALYZE_LIBS)
