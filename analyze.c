@@ -144,7 +144,7 @@ jstr(yajl_val root, const char *key)
 	return v != NULL ? YAJL_GET_STRING(v) : "";
 }
 
-/* basename_is - does the sidecar's "file" name dir/name? */
+/* names_file - does the sidecar's "file" name dir/name? */
 static int
 names_file(yajl_val root, const char *dir, const char *name)
 {

@@ -180,7 +180,7 @@ links_text(struct links *ls, const char *t, size_t len, unsigned part)
 	}
 }
 
-/* lower_is - the node's name, in lower case, is name */
+/* is - the node's name is name, in any case */
 static int
 is(const xmlNode *n, const char *name)
 {
