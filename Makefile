@@ -35,6 +35,15 @@ SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c makepersona.c penalty.c 
 HDRS = session.h session_priv.h sink.h penalty.h spool.h persona.h makepersona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
+# decky-smtpd-analyze: the message analyzer, a program of its own (never run by the
+# session).  It links libcrypto shared: it is one long-lived process, not one per
+# connection, so it takes OpenSSL's security updates without a rebuild.
+ANALYZE_PKGS = gmime-3.0 libxml-2.0 libmagic yajl libsystemd libcrypto
+ANALYZE_SRCS = analyze.c mime.c links.c analysis.c sink.c b64.c utf8.c
+ANALYZE_HDRS = mime.h links.h analysis.h sink.h session.h b64.h utf8.h
+ANALYZE_CFLAGS = $(shell pkg-config --cflags $(ANALYZE_PKGS))
+ANALYZE_LIBS = $(shell pkg-config --libs $(ANALYZE_PKGS))
+
 # make run: where the honeypot listens and keeps its spool and event file
 RUN_HOST ?= 127.0.0.1
 RUN_PORT ?= 2525
@@ -45,7 +54,7 @@ REPORT_SRCS = report.c count.c esc.c keys.c b64.c utf8.c
 REPORT_HDRS = count.h esc.h keys.h b64.h utf8.h
 REPORT_LIBS = $(shell pkg-config --libs libsystemd yajl)
 
-all: decky-smtpd decky-smtpd-report
+all: decky-smtpd decky-smtpd-report decky-smtpd-analyze
 
 decky-smtpd-report: $(REPORT_SRCS:.c=.o)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(REPORT_SRCS:.c=.o) $(REPORT_LIBS)
@@ -54,6 +63,9 @@ report.o count.o esc.o keys.o: $(REPORT_HDRS)
 
 decky-smtpd: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+decky-smtpd-analyze: $(ANALYZE_SRCS) $(ANALYZE_HDRS)
+	$(CC) $(ALL_CFLAGS) $(ANALYZE_CFLAGS) $(LDFLAGS) -o $@ $(ANALYZE_SRCS) $(ANALYZE_LIBS)
 
 %.o: %.c $(HDRS)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -67,7 +79,11 @@ build/asan/decky-smtpd-report: $(REPORT_SRCS) $(REPORT_HDRS)
 	@mkdir -p build/asan
 	$(CC) $(ALL_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(REPORT_SRCS) $(REPORT_LIBS)
 
-asan: build/asan/decky-smtpd build/asan/decky-smtpd-report
+build/asan/decky-smtpd-analyze: $(ANALYZE_SRCS) $(ANALYZE_HDRS)
+	@mkdir -p build/asan
+	$(CC) $(ALL_CFLAGS) $(ANALYZE_CFLAGS) -O1 -g $(SANITIZE) $(LDFLAGS) -o $@ $(ANALYZE_SRCS) $(ANALYZE_LIBS)
+
+asan: build/asan/decky-smtpd build/asan/decky-smtpd-report build/asan/decky-smtpd-analyze
 
 deps:
 	@tools/deps check
@@ -122,10 +138,14 @@ run:
 	@echo "  try:     swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org"
 	@echo "           swaks --server $(RUN_HOST) --port $(RUN_PORT) --to victim@example.org --tls   (STARTTLS; key and certificate made in $(RUN_DIR)/spool/tls/)"
 	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
-	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message)"
+	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message; analyzed ones move to cur/)"
+	@echo "  analyzer: decky-smtpd-analyze --watch: message_analyzed follows message_accepted (also in $(RUN_DIR)/analyzed.json)"
 	@echo "  stop:    Ctrl-C"
 	@tools/journald alive || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
-	@exec systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
+	@mkdir -p $(RUN_DIR)/spool
+	@$(CURDIR)/decky-smtpd-analyze --watch --spool=$(RUN_DIR)/spool --log=journal,json:$(RUN_DIR)/analyzed.json & \
+	    trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	    systemd-socket-activate --inetd -a -l $(RUN_HOST):$(RUN_PORT) -E SMTP_SPOOL=$(RUN_DIR)/spool \
 	    $(CURDIR)/decky-smtpd --log=journal,json:$(RUN_DIR)/events.json
 
 # make bench: sessions/s beside the fork+exec floor, xinetd and Postfix, latency, memory,
@@ -135,7 +155,7 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@bench/run ./decky-smtpd
 
-install: decky-smtpd decky-smtpd-report
+install: decky-smtpd decky-smtpd-report decky-smtpd-analyze
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(XINETDDIR) $(DESTDIR)$(UNITDIR)/xinetd.service.d
 	install -m 755 decky-smtpd $(DESTDIR)$(SBINDIR)/decky-smtpd
@@ -156,6 +176,12 @@ install: decky-smtpd decky-smtpd-report
 	install -m 644 units/journal-remote-decky-smtpd.conf $(DESTDIR)$(JOURNALCONFDIR)/journal-remote.conf.d/decky-smtpd.conf
 	install -m 644 units/systemd-journal-upload-decky-smtpd.conf \
 	    $(DESTDIR)$(UNITDIR)/systemd-journal-upload.service.d/decky-smtpd.conf
+	install -m 755 decky-smtpd-analyze $(DESTDIR)$(SBINDIR)/decky-smtpd-analyze
+	install -m 644 man/decky-smtpd-analyze.8 $(DESTDIR)$(MANDIR)/man8/decky-smtpd-analyze.8
+	install -m 644 man/decky-smtpd-analyze.catalog $(DESTDIR)$(CATALOGDIR)/decky-smtpd-analyze.catalog
+	install -m 644 units/decky-smtpd-analyze.path $(DESTDIR)$(UNITDIR)/decky-smtpd-analyze.path
+	sed 's|/usr/local/sbin/decky-smtpd-analyze|$(SBINDIR)/decky-smtpd-analyze|' units/decky-smtpd-analyze.service \
+	    >$(DESTDIR)$(UNITDIR)/decky-smtpd-analyze.service
 	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog; fi
 
 # make fuzz: the libFuzzer target over the session API (clang) for FUZZ_SECONDS, from
@@ -182,6 +208,20 @@ fuzz-report: build/fuzz/report_fuzz
 	@mkdir -p build/fuzz/report-corpus
 	build/fuzz/report_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ $(FUZZ_ARGS) build/fuzz/report-corpus tests/fuzz/report-corpus
+# make fuzz-analyze: the same for the analyzer's parse path (tests/fuzz/analyze_fuzz.c),
+# seeds from tests/fuzz/analyze-corpus (tests/fuzz/mkcorpus-analyze builds them)
+ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c analysis.c sink.c b64.c utf8.c
+
+build/fuzz/analyze_fuzz: $(ANALYZE_FUZZ_SRCS) mime.h links.h analysis.h sink.h b64.h utf8.h
+	@tools/deps fuzz
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(ANALYZE_CFLAGS) -o $@ $(ANALYZE_FUZZ_SRCS) $(ANALYZE_LIBS)
+
+fuzz-analyze: build/fuzz/analyze_fuzz
+	@mkdir -p build/fuzz/analyze-corpus
+	build/fuzz/analyze_fuzz -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/mime.dict \
+	    -max_len=262144 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=build/fuzz/analyze- \
+	    $(FUZZ_ARGS) build/fuzz/analyze-corpus tests/fuzz/analyze-corpus
 
 fuzz: build/fuzz/session_fuzz
 	@mkdir -p build/fuzz/corpus
@@ -190,7 +230,7 @@ fuzz: build/fuzz/session_fuzz
 	    $(FUZZ_ARGS) build/fuzz/corpus tests/fuzz/corpus
 
 clean:
-	rm -f decky-smtpd decky-smtpd-report $(OBJS) $(REPORT_SRCS:.c=.o)
+	rm -f decky-smtpd decky-smtpd-report decky-smtpd-analyze $(OBJS) $(REPORT_SRCS:.c=.o)
 	rm -rf build
 
-.PHONY: all asan deps check memcheck run install clean fuzz fuzz-report bench
+.PHONY: all asan deps check memcheck run install clean fuzz fuzz-report fuzz-analyze bench

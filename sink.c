@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -53,17 +54,23 @@ sink_event_name(enum event_type t)
 
 /* message - the one readable line: "<event> from <src>: FIELD=value ...", escaped */
 static size_t
-message(char *buf, size_t size, const struct event *ev, const struct sink_peer *peer)
+message(char *buf, size_t size, const char *type, const struct field *field, size_t nfield,
+    const struct sink_peer *peer)
 {
 	size_t n, i, k;
 	int w;
 
-	w = snprintf(buf, size, "%s from %s", types[ev->type].name, peer->src);
+	w = snprintf(buf, size, "%s from %s", type, peer->src);
 	n = w < 0 ? 0 : (size_t)w >= size ? size - 1 : (size_t)w;
-	for (i = 0; i < ev->nfield && n + 16 < size; i++) {
-		const struct field *f = &ev->field[i];
+	for (i = 0; i < nfield && n + 16 < size; i++) {
+		const struct field *f = &field[i];
 
-		n += (size_t)snprintf(buf + n, size - n, " %s=", f->name);
+		w = snprintf(buf + n, size - n, " %s=", f->name);
+		if (w < 0 || (size_t)w >= size - n) {
+			n = size - 1;	/* a long name near the end: the line stops here */
+			break;
+		}
+		n += (size_t)w;
 		for (k = 0; k < f->len && k < 200 && n + 8 < size; k++) {
 			unsigned char c = (unsigned char)f->val[k];
 
@@ -81,17 +88,18 @@ message(char *buf, size_t size, const struct event *ev, const struct sink_peer *
 
 /* all_fields - the event's fields after the common ones, as one flat list */
 static size_t
-all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
+all_fields(struct field *out, const char *type, const char *message_id,
+    const struct field *field, size_t nfield, const struct sink_peer *p,
     const char *msg, size_t msglen, const char *prio)
 {
 	size_t n = 0, i;
 
 #define ADD(nm, v, l) (out[n].name = (nm), out[n].val = (v), out[n].len = (l), n++)
-	ADD("EVENT_TYPE", types[ev->type].name, strlen(types[ev->type].name));
+	ADD("EVENT_TYPE", type, strlen(type));
 	ADD("MESSAGE", msg, msglen);
 	ADD("PRIORITY", prio, 1);
 	ADD("SYSLOG_IDENTIFIER", "decky-smtpd", 11);
-	ADD("MESSAGE_ID", types[ev->type].message_id, 32);
+	ADD("MESSAGE_ID", message_id, 32);
 	ADD("SESSION_ID", p->session_id, strlen(p->session_id));
 	ADD("SRC", p->src, strlen(p->src));
 	ADD("SRC_PORT", p->src_port, strlen(p->src_port));
@@ -100,8 +108,8 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 	ADD("PERSONA_HOSTNAME", p->hostname, strlen(p->hostname));
 	if (p->tls)
 		ADD("TLS", "1", 1);
-	for (i = 0; i < ev->nfield; i++)
-		ADD(ev->field[i].name, ev->field[i].val, ev->field[i].len);
+	for (i = 0; i < nfield; i++)
+		ADD(field[i].name, field[i].val, field[i].len);
 #undef ADD
 	for (i = 0; i < n; i++)
 		if (out[i].len > EVENT_VALUE_MAX)
@@ -111,14 +119,28 @@ all_fields(struct field *out, const struct event *ev, const struct sink_peer *p,
 
 static int bounded_sendv(const struct iovec *, int);
 
-/* journal - one entry; each iovec "NAME=value" (sd_journal_sendv is binary-safe) */
+/*
+ * journal - one entry; each iovec "NAME=value" (sd_journal_sendv is binary-safe).
+ * A session's events fit the static buffers; a larger one (sink_send) is allocated.
+ */
 static int
 journal(const struct field *f, size_t n)
 {
-	static char buf[NFIELDS * (EVENT_VALUE_MAX + 32)];
-	struct iovec iov[NFIELDS];
-	size_t i, used = 0;
+	static char sbuf[NFIELDS * (EVENT_VALUE_MAX + 32)];
+	struct iovec siov[NFIELDS], *iov = siov;
+	char *buf = sbuf;
+	size_t i, used = 0, need = 0;
+	int rc;
 
+	for (i = 0; i < n; i++)
+		need += strlen(f[i].name) + 1 + f[i].len;
+	if (n > NFIELDS || need > sizeof(sbuf)) {
+		if ((iov = calloc(n, sizeof(*iov))) == NULL ||
+		    (buf = malloc(need)) == NULL) {
+			free(iov);
+			return -ENOMEM;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		size_t nl = strlen(f[i].name);
 
@@ -130,9 +152,12 @@ journal(const struct field *f, size_t n)
 		used += iov[i].iov_len;
 	}
 	/* sd_journal_sendv() reports success when journald is missing (ENOENT): look first */
-	if (access(JOURNAL_SOCKET, W_OK) < 0)
-		return -1;
-	return bounded_sendv(iov, (int)n);
+	rc = access(JOURNAL_SOCKET, W_OK) < 0 ? -1 : bounded_sendv(iov, (int)n);
+	if (iov != siov) {
+		free(iov);
+		free(buf);
+	}
+	return rc;
 }
 
 static void
@@ -206,9 +231,38 @@ sink_timestamp(char *buf, size_t size, const struct timespec *ts)
 	snprintf(buf + n, size - n, ".%06ldZ", ts->tv_nsec / 1000);
 }
 
-/* json - one JSON line, written with one writev(2) */
+/* array - "key": [values...]; a value that is not UTF-8 gets the stand-in alone */
+static void
+array(yajl_gen g, const struct field *f, size_t n)
+{
+	char lower[64];
+	size_t i, kl = strlen(f[0].name);
+
+	if (kl >= sizeof(lower))
+		kl = sizeof(lower) - 1;
+	for (i = 0; i < kl; i++)
+		lower[i] = (char)(f[0].name[i] >= 'A' && f[0].name[i] <= 'Z' ?
+		    f[0].name[i] + 32 : f[0].name[i]);
+	yajl_gen_string(g, (const unsigned char *)lower, kl);
+	yajl_gen_array_open(g);
+	for (i = 0; i < n; i++) {
+		char safe[EVENT_VALUE_MAX];
+		size_t k, len = f[i].len;
+
+		if (yajl_gen_string(g, (const unsigned char *)f[i].val, len) ==
+		    yajl_gen_status_ok)
+			continue;
+		for (k = 0; k < len; k++)
+			safe[k] = (unsigned char)f[i].val[k] < 0x80 ? f[i].val[k] : '?';
+		yajl_gen_string(g, (const unsigned char *)safe, len);
+	}
+	yajl_gen_array_close(g);
+}
+
+/* json - one JSON line, written with one writev(2); with arrays, a run of fields of
+ * one name is one key with an array of their values */
 static int
-json(int fd, const struct field *f, size_t n)
+json(int fd, const struct field *f, size_t n, int arrays)
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *out;
@@ -226,8 +280,18 @@ json(int fd, const struct field *f, size_t n)
 	yajl_gen_map_open(g);
 	sink_json_string(g, f[0].name, f[0].val, f[0].len);	/* event_type first */
 	sink_json_string(g, "TIMESTAMP", stamp, strlen(stamp));
-	for (i = 1; i < n; i++)
-		sink_json_string(g, f[i].name, f[i].val, f[i].len);
+	for (i = 1; i < n; i++) {
+		size_t k = i;
+
+		while (arrays && k + 1 < n && strcmp(f[k + 1].name, f[i].name) == 0)
+			k++;
+		if (k == i) {
+			sink_json_string(g, f[i].name, f[i].val, f[i].len);
+			continue;
+		}
+		array(g, f + i, k - i + 1);
+		i = k;
+	}
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &out, &len);
 	/* the newline goes in the same writev: one write, so O_APPEND lines never mix */
@@ -246,17 +310,12 @@ json(int fd, const struct field *f, size_t n)
 	return rc;
 }
 
-void
-sink_event(void *ctx, const struct event *ev)
+/* deliver - the event's fields to journald, its fallback and the JSON sink */
+static void
+deliver(struct sink *sk, const struct field *f, size_t n, int arrays)
 {
-	struct sink *sk = ctx;
-	struct field f[NFIELDS];
-	char msg[MESSAGE_MAX], prio[2] = { (char)('0' + ev->priority), '\0' };
-	size_t n, mlen;
 	int delivered = 0;
 
-	mlen = message(msg, sizeof(msg), ev, sk->peer);
-	n = all_fields(f, ev, sk->peer, msg, mlen, prio);
 	if (sk->journal) {
 		int rc = sk->stalled ? -EAGAIN : journal(f, n);
 
@@ -265,13 +324,46 @@ sink_event(void *ctx, const struct event *ev)
 		if (rc >= 0)
 			delivered = 1;
 		else if (sk->fallback_fd >= 0 && sk->fallback_fd != sk->json_fd &&
-		    json(sk->fallback_fd, f, n) == 0)
+		    json(sk->fallback_fd, f, n, arrays) == 0)
 			delivered = 1;	/* (the JSON sink below writes it once if it is the same) */
 		if (rc < 0)
 			sk->deferred++;
 	}
-	if (sk->json_fd >= 0 && json(sk->json_fd, f, n) == 0)
+	if (sk->json_fd >= 0 && json(sk->json_fd, f, n, arrays) == 0)
 		delivered = 1;
 	if (!delivered)
 		sk->lost++;
+}
+
+void
+sink_event(void *ctx, const struct event *ev)
+{
+	struct sink *sk = ctx;
+	struct field f[NFIELDS];
+	char msg[MESSAGE_MAX], prio[2] = { (char)('0' + ev->priority), '\0' };
+	const char *type = types[ev->type].name;
+	size_t n, mlen;
+
+	mlen = message(msg, sizeof(msg), type, ev->field, ev->nfield, sk->peer);
+	n = all_fields(f, type, types[ev->type].message_id, ev->field, ev->nfield, sk->peer,
+	    msg, mlen, prio);
+	deliver(sk, f, n, 0);
+}
+
+void
+sink_send(struct sink *sk, const char *type, const char *message_id, int priority,
+    const struct field *field, size_t nfield)
+{
+	char msg[MESSAGE_MAX], prio[2] = { (char)('0' + priority), '\0' };
+	struct field *f;
+	size_t n, mlen;
+
+	if ((f = calloc(nfield + NFIELDS - EVENT_MAX_FIELDS, sizeof(*f))) == NULL) {
+		sk->lost++;
+		return;
+	}
+	mlen = message(msg, sizeof(msg), type, field, nfield, sk->peer);
+	n = all_fields(f, type, message_id, field, nfield, sk->peer, msg, mlen, prio);
+	deliver(sk, f, n, 1);
+	free(f);
 }

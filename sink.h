@@ -40,6 +40,13 @@ struct sink {
 /* sink_event - send one event everywhere it should go (a session_ops callback) */
 void sink_event(void *sink, const struct event *ev);
 const char *sink_event_name(enum event_type);
+/*
+ * sink_send - an event of another program over the spool (decky-smtpd-analyze): its
+ * type, its 32-hex-digit catalog id, and any number of fields after the peer's;
+ * names may repeat (journald keeps each value, the JSON line gets an array)
+ */
+void sink_send(struct sink *, const char *type, const char *message_id, int priority,
+    const struct field *, size_t);
 /* sink_json_string - "key": value, key lower-cased; bytes that are not UTF-8 get a
  * readable stand-in and the exact bytes in "<key>_base64" beside it */
 void sink_json_string(yajl_gen, const char *key, const char *val, size_t len);

@@ -76,3 +76,30 @@ PAGE=$TOP/man/decky-smtpd.8
 	done
 	[ -z "$missing" ] || { echo "not in decky-smtpd-report.8:$missing"; false; }
 }
+
+@test "the analyzer's page is lint-clean and names every field, flag, warning and limit in its code" {
+	apage=$TOP/man/decky-smtpd-analyze.8
+	run mandoc -T lint -W style "$apage"
+	[ "$status" -le 2 ] || { echo "$output"; false; }
+	run grep -v ': STYLE: referenced manual not found: Xr ' <<<"$output"
+	refute_output --partial "$apage:"
+	names=$( {
+		# event fields and document keys (analysis.c), results (analyze.c)
+		grep -ohE '(str|numstr|num|key)\(g, "[A-Za-z0-9_]+"' "$TOP/analysis.c" | grep -oE '"[A-Za-z0-9_]+"$'
+		grep -oE 'return "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
+		grep -oE '\? "[a-z_]+" : "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
+		# flags, attachment flags, GMime warnings, stages (mime.c), link flags (analysis.c)
+		sed -n '/^static const char \*const flag_names/,/^};/p;/^static const char \*const att_flag_names/,/^};/p' "$TOP/mime.c" | grep -oE '"[a-z_]+"'
+		grep -oE '\] = "[a-z_0-9]+"' "$TOP/mime.c" | grep -oE '"[a-z_0-9]+"'
+		grep -oE '"(userinfo|numeric_host|cut|encoded_host)"' "$TOP/analysis.c"
+		# every named limit
+		grep -ohE '^#define (ANALYZE|MIME|LINKS|REPORT)_[A-Z_]+' "$TOP/analyze.c" "$TOP/mime.h" "$TOP/links.h" "$TOP/analysis.h" | awk '{print $2}'
+	} | tr -d '"' | sort -u | grep -vx -e ANALYSIS_H -e REPORT_H -e MIME_H -e LINKS_H -e REPORT_VALUE_MAX -e event -e peer)
+	[ "$(wc -l <<<"$names")" -gt 80 ]
+	missing=
+	for n in $names; do
+		grep -qw -- "$n" "$apage" || missing="$missing $n"
+	done
+	[ -z "$missing" ] || { echo "not in the analyzer's page:$missing"; false; }
+	grep -qx -- "-- $(sed -n 's/^#define ANALYZED_MESSAGE_ID.*"\([0-9a-f]*\)"/\1/p' "$TOP/analyze.c")" "$TOP/man/decky-smtpd-analyze.catalog"
+}

@@ -58,6 +58,11 @@ setup() {
 	grep -qx 'SplitMode=host' "$dest/etc/systemd/journal-remote.conf.d/decky-smtpd.conf"
 	grep -qx 'Restart=always' "$dest/etc/systemd/system/systemd-journal-upload.service.d/decky-smtpd.conf"
 	[ -z "$(find "$dest" -name '*.wants')" ]
+	[ -x "$dest/usr/sbin/decky-smtpd-analyze" ]
+	[ -f "$dest/usr/share/man/man8/decky-smtpd-analyze.8" ]
+	[ -f "$dest/usr/lib/systemd/catalog/decky-smtpd-analyze.catalog" ]
+	[ -f "$dest/etc/systemd/system/decky-smtpd-analyze.path" ]
+	grep -qx 'ExecStart=/usr/sbin/decky-smtpd-analyze --watch --spool=/var/lib/decky-smtpd' "$dest/etc/systemd/system/decky-smtpd-analyze.service"
 }
 
 @test "xinetd's journal rate limit covers instances sessions at their own event budget" {
@@ -70,4 +75,37 @@ setup() {
 	echo "instances $inst, burst $burst, rate $rate, limit $limit"
 	[ -n "$inst" ] && [ -n "$burst" ] && [ -n "$rate" ]
 	[ "$limit" -ge $(( inst * (burst + 30 * rate) )) ]
+}
+
+@test "systemd-analyze verify accepts the analyzer's service and path units" {
+	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
+	d=$BATS_TEST_TMPDIR/units
+	mkdir -p "$d"
+	analyze=$(dirname "$DECKY")/decky-smtpd-analyze
+	[ -x "$analyze" ] || analyze=$TOP/decky-smtpd-analyze
+	sed "s|/usr/local/sbin/decky-smtpd-analyze|$analyze|" "$TOP/units/decky-smtpd-analyze.service" >"$d/decky-smtpd-analyze.service"
+	cp "$TOP/units/decky-smtpd-analyze.path" "$d/"
+	run systemd-analyze verify --man=no "$d/decky-smtpd-analyze.path" "$d/decky-smtpd-analyze.service"
+	echo "$output"
+	assert_success
+	refute_output --partial 'decky-smtpd'
+	grep -qx 'DirectoryNotEmpty=/var/lib/decky-smtpd/new' "$TOP/units/decky-smtpd-analyze.path"
+	grep -qx 'ExecStart=/usr/local/sbin/decky-smtpd-analyze --watch --spool=/var/lib/decky-smtpd' "$TOP/units/decky-smtpd-analyze.service"
+}
+
+@test "systemd-analyze security rates the analyzer unit 1.0 or better: no network, the spool alone writable" {
+	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
+	run systemd-analyze security --offline=true --no-pager "$TOP/units/decky-smtpd-analyze.service"
+	echo "$output" | tail -3
+	score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$output")
+	[ -n "$score" ]
+	awk -v s="$score" 'BEGIN { exit !(s <= 1.0) }'
+	u=$TOP/units/decky-smtpd-analyze.service
+	grep -qx 'PrivateNetwork=yes' "$u"
+	grep -qx 'RestrictAddressFamilies=AF_UNIX' "$u"
+	grep -qx 'ProtectSystem=strict' "$u"
+	grep -qx 'ReadWritePaths=/var/lib/decky-smtpd' "$u"
+	grep -qx 'MemoryMax=[0-9]*M' "$u"
+	# the children's own limits need setrlimit: @resources must not be filtered
+	! grep -q '^SystemCallFilter=~.*@resources' "$u"
 }
