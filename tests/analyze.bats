@@ -21,7 +21,7 @@ teardown() {
 }
 
 # store KIND - build a message of KIND and send it through a session; its sidecar's
-# queue id in $QID, its session in $SID
+# queue id in $QID, its file's name in $F, its session in $SID
 store() {
 	"$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
 	{
@@ -31,7 +31,10 @@ store() {
 	} | "$DECKY" --log=journal,json:"$EVENTS" >/dev/null || return 1
 	QID=$(jq -r 'select(.event_type == "message_accepted") | .msg_id' "$EVENTS" | tail -1)
 	SID=$(jq -r 'select(.event_type == "message_accepted") | .session_id' "$EVENTS" | tail -1)
-	[ -n "$QID" ] && { [ -f "$SMTP_SPOOL/new/$QID" ] || [ -f "$SMTP_SPOOL/cur/$QID" ]; }
+	# the file's name is not the queue id the client saw: the event names the file
+	F=$(jq -r 'select(.event_type == "message_accepted") | .spool_file' "$EVENTS" | tail -1)
+	F=${F##*/}
+	[ -n "$QID" ] && [ -n "$F" ] && { [ -f "$SMTP_SPOOL/new/$F" ] || [ -f "$SMTP_SPOOL/cur/$F" ]; }
 }
 
 # analyze [ARGS...] - one --once run over the spool, events to the journal and JSON
@@ -84,17 +87,17 @@ expect_hashes() {
 	ensure_journald
 	store mixed
 	analyze
-	[ ! -e "$SMTP_SPOOL/new/$QID" ]
-	[ -f "$SMTP_SPOOL/cur/$QID" ]
-	[ -f "$SMTP_SPOOL/meta/$QID.analysis.json" ]
-	[ ! -e "$SMTP_SPOOL/meta/$QID.analysis.pending" ]
+	[ ! -e "$SMTP_SPOOL/new/$F" ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.pending" ]
 	journal_entry "$QID"
 	[ "$(jq -r .SESSION_ID <<<"$J")" = "$SID" ]
 	[ "$(jq -r .SYSLOG_IDENTIFIER <<<"$J")" = decky-smtpd ]
 	[ "$(jq -r .MESSAGE_ID <<<"$J")" = aaf42535528d4373965657540eb9317f ]
-	[ "$(jq -r .SPOOL_FILE <<<"$J")" = "$SMTP_SPOOL/cur/$QID" ]
-	[ "$(jq -r .META_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$QID.json" ]
-	[ "$(jq -r .ANALYSIS_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ "$(jq -r .SPOOL_FILE <<<"$J")" = "$SMTP_SPOOL/cur/$F" ]
+	[ "$(jq -r .META_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$F.json" ]
+	[ "$(jq -r .ANALYSIS_FILE <<<"$J")" = "$SMTP_SPOOL/meta/$F.analysis.json" ]
 	[ "$(jq -r .PARTIAL <<<"$J")" = 0 ]
 	[ "$(jq -r .RESULT <<<"$J")" = complete ]
 	[ "$(jq -r .STAGE <<<"$J")" = done ]
@@ -110,7 +113,7 @@ expect_hashes() {
 	[ "$(jq -r '.ATTACHMENT_TYPE | sort | join("|")' <<<"$J")" = "application/pdf|image/gif|text/plain" ]
 	[ "$(jq -r .URL <<<"$J")" = "https://pay.example.com/inv?id=7" ]
 	[ "$(jq -r .URL_HOST <<<"$J")" = pay.example.com ]
-	[ "$(jq -r .SHA256 <<<"$J")" = "$(sha256sum <"$SMTP_SPOOL/cur/$QID" | cut -c1-64)" ]
+	[ "$(jq -r .SHA256 <<<"$J")" = "$(sha256sum <"$SMTP_SPOOL/cur/$F" | cut -c1-64)" ]
 	# every attachment's SHA-256 is a journalctl match away
 	for h in $(jq -r '.attachments[].sha256' "$MAIL/mixed.expect"); do
 		journalctl --no-pager -o json ATTACHMENT_SHA256="$h" | jq -r .MSG_ID | grep -qx "$QID"
@@ -119,7 +122,7 @@ expect_hashes() {
 	[ "$(journalctl --no-pager -o json SESSION_ID="$SID" | jq -r .EVENT_TYPE | grep -c -e message_accepted -e message_analyzed)" -eq 2 ]
 	expect_hashes mixed "$QID"
 	# the names as sent: RFC 2231 and RFC 2047
-	doc=$SMTP_SPOOL/meta/$QID.analysis.json
+	doc=$SMTP_SPOOL/meta/$F.analysis.json
 	[ "$(jq -r '.attachments[] | select(.name == "naïve résumé.pdf") | .name_sent' "$doc")" = "filename*=utf-8''na%C3%AFve%20r%C3%A9sum%C3%A9.pdf" ]
 	[ "$(jq -r '.attachments[] | select(.name == "Überweisung.gif") | .name_sent' "$doc")" = 'filename="=?UTF-8?Q?=C3=9Cberweisung.gif?="' ]
 	# a second run finds nothing to do
@@ -142,7 +145,7 @@ expect_hashes() {
 	[ "$(jq -r '.urls[] | select(.url == "http://www.bank.example@evil.example/") | .host + " " + .flags' "$doc")" = "evil.example userinfo" ]
 	[ "$(jq -r '.urls[] | select(.url == "HTTP://%65%76%69%6c.example/pct") | .host + " " + .flags' "$doc")" = "evil.example encoded_host" ]
 	[ "$(jq -r '.urls[] | select(.host == "192.168.1.1") | .source' "$doc")" = html ]
-	[ -f "$SMTP_SPOOL/cur/$QID" ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
 }
 
 @test "a text/plain twin that says what its HTML says is not flagged" {
@@ -159,7 +162,7 @@ expect_hashes() {
 	[ "$(analyzed "$QID" flags)" = macro ]
 	expect_hashes office "$QID"
 	[ "$(jq -r '.attachments[0].flags' "$(analyzed "$QID" analysis_file)")" = macro ]
-	[ -f "$SMTP_SPOOL/cur/$QID" ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
 }
 
 @test "a password-protected zip and an executable named .pdf are flagged" {
@@ -211,15 +214,17 @@ expect_hashes() {
 		cat "$MAIL/t"
 	} | "$DECKY" --log=json:"$EVENTS" >/dev/null
 	QID=$(jq -r 'select(.event_type == "message_partial") | .msg_id' "$EVENTS")
-	[ -f "$SMTP_SPOOL/partial/$QID" ]
+	F=$(jq -r 'select(.event_type == "message_partial") | .spool_file' "$EVENTS")
+	F=${F##*/}
+	[ -f "$SMTP_SPOOL/partial/$F" ]
 	analyze
 	[ "$(analyzed "$QID" partial)" = 1 ]
 	[ "$(analyzed "$QID" reason)" = eof ]
-	[ "$(analyzed "$QID" spool_file)" = "$SMTP_SPOOL/partial/$QID" ]
+	[ "$(analyzed "$QID" spool_file)" = "$SMTP_SPOOL/partial/$F" ]
 	[ "$(analyzed "$QID" url_host)" = cut.example ]
 	[[ " $(analyzed "$QID" flags) " == *" malformed "* ]]
-	[ -f "$SMTP_SPOOL/partial/$QID" ]
-	[ -f "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ -f "$SMTP_SPOOL/partial/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
 	: >"$AEVENTS"
 	analyze
 	[ ! -s "$AEVENTS" ]
@@ -227,9 +232,9 @@ expect_hashes() {
 
 @test "MIME bombs (2000 deep, 20000 parts) are walked within their bounds and flagged" {
 	store bomb-deep
-	deep=$QID
+	deep=$QID deepf=$F
 	store bomb-wide
-	wide=$QID
+	wide=$QID widef=$F
 	analyze
 	[ "$(analyzed "$deep" result)" = complete ]
 	[ "$(analyzed "$deep" depth)" = 32 ]
@@ -243,8 +248,8 @@ expect_hashes() {
 	for q in $deep $wide; do
 		echo "$q: $(analyzed "$q" cpu_ms) ms of CPU, $(analyzed "$q" maxrss_kb) KiB"
 		[ "$(analyzed "$q" cpu_ms)" -lt 10000 ]
-		[ -f "$SMTP_SPOOL/cur/$q" ]
 	done
+	[ -f "$SMTP_SPOOL/cur/$deepf" ] && [ -f "$SMTP_SPOOL/cur/$widef" ]
 }
 
 @test "a 50 MB attachment is hashed right with memory bounded" {
@@ -256,7 +261,7 @@ expect_hashes() {
 	[ "$(jq -r '.attachments[0].size' "$(analyzed "$QID" analysis_file)")" -eq $((50 << 20)) ]
 	child=$(analyzed "$QID" maxrss_kb)
 	parent=$(tail -1 <<<"$output")
-	echo "peak RSS: parser child $child KiB, analyzer $parent KiB, message $(stat -c %s "$SMTP_SPOOL/cur/$QID") bytes"
+	echo "peak RSS: parser child $child KiB, analyzer $parent KiB, message $(stat -c %s "$SMTP_SPOOL/cur/$F") bytes"
 	# the whole message is 69 MB of base64: neither process holds it
 	limit=65536
 	[ -z "${DECKY_SANITIZED:-}" ] || limit=262144
@@ -287,8 +292,8 @@ expect_hashes() {
 	[ "$(ls "$SMTP_SPOOL"/meta/*.analysis.json | wc -l)" -eq $n ]
 	[ -z "$(ls "$SMTP_SPOOL"/meta/ | grep -e '\.pending$' -e '\.tmp$')" ]
 	for q in $(ls "$SMTP_SPOOL/cur"); do
-		all=$(jq -r --arg q "$q" 'select(.msg_id == $q) | .msg_id' "$AEVENTS" | wc -l)
-		first=$(jq -r --arg q "$q" 'select(.msg_id == $q and .replay == null) | .msg_id' "$AEVENTS" | wc -l)
+		all=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q) | .msg_id' "$AEVENTS" | wc -l)
+		first=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q and .replay == null) | .msg_id' "$AEVENTS" | wc -l)
 		[ "$all" -ge 1 ] || fail "$q: no event"
 		[ "$first" -le 1 ] || fail "$q: analyzed $first times"
 	done
@@ -302,22 +307,22 @@ expect_hashes() {
 	# the state such a crash leaves, made from a real run: the document still
 	# .pending, the message back in new/
 	analyze
-	mv "$SMTP_SPOOL/cur/$QID" "$SMTP_SPOOL/new/$QID"
-	mv "$SMTP_SPOOL/meta/$QID.analysis.json" "$SMTP_SPOOL/meta/$QID.analysis.pending"
-	before=$(jq -r .event.CPU_MS "$SMTP_SPOOL/meta/$QID.analysis.pending")
+	mv "$SMTP_SPOOL/cur/$F" "$SMTP_SPOOL/new/$F"
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
+	before=$(jq -r .event.CPU_MS "$SMTP_SPOOL/meta/$F.analysis.pending")
 	: >"$AEVENTS"
 	analyze
 	[ "$(analyzed "$QID" replay)" = 1 ]
 	[ "$(analyzed "$QID" flags)" = macro ]
 	[ "$(analyzed "$QID" cpu_ms)" = "$before" ]	# from the document, not a new parse
-	[ -f "$SMTP_SPOOL/cur/$QID" ]
-	[ -f "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
 	# moved but not yet marked done: the mark alone is made, no event
-	mv "$SMTP_SPOOL/meta/$QID.analysis.json" "$SMTP_SPOOL/meta/$QID.analysis.pending"
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
 	: >"$AEVENTS"
 	analyze
 	[ ! -s "$AEVENTS" ]
-	[ -f "$SMTP_SPOOL/meta/$QID.analysis.json" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
 }
 
 @test "in watch mode a stored message gets its event within seconds" {
@@ -333,7 +338,7 @@ expect_hashes() {
 	[ "$(analyzed "$QID" msg_id)" = "$QID" ]
 	journal_entry "$QID"
 	[ "$(jq -r .SESSION_ID <<<"$J")" = "$SID" ]
-	[ -f "$SMTP_SPOOL/cur/$QID" ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
 	kill -TERM "$WATCHER"
 	wait "$WATCHER"
 	WATCHER=

@@ -43,6 +43,10 @@ replay() {
 	    "$FUZZ/report_fuzz.c" "$FUZZ/replay.c" "$TOP/count.c" "$TOP/esc.c" "$TOP/keys.c"
 	run env ASAN_OPTIONS=detect_leaks=1:handle_abort=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$BATS_TEST_TMPDIR/report-replay" "$FUZZ"/report-corpus/*
+	assert_success
+	assert_output --partial "inputs, no finding"
+}
+
 @test "every seed of the analyzer's fuzz corpus runs through the parse path without a finding" {
 	[ "$(ls "$FUZZ"/analyze-corpus | wc -l)" -ge 11 ]
 	REPLAY=$REPLAY_ANALYZE replay "$FUZZ"/analyze-corpus/*

@@ -54,7 +54,7 @@ setup() {
 	assert_line "250-SIZE $(jq -r '."size-limit"' "$BATS_TEST_TMPDIR/p.json")"$'\r'
 	assert_line "250-AUTH $(jq -r '."auth-mechanisms" | join(" ")' "$BATS_TEST_TMPDIR/p.json")"$'\r'
 	[ "$(event_field connect persona_sources)" = \
-	    "hostname=file banner=file auth-mechanisms=file size-limit=file error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
+	    "hostname=file banner=file auth-mechanisms=file auth-failure-delay=env size-limit=file error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
 	SMTP_PERSONA=$BATS_TEST_TMPDIR/p.json run "$DECKY" --make-cert
 	assert_success
 	[ "$(openssl x509 -in "$SMTP_SPOOL/tls/cert.pem" -noout -subject -nameopt RFC2253)" = "subject=CN=$host" ]

@@ -131,7 +131,7 @@ JSON
 	assert_success
 	# in table order; the harness's own variables (common_setup) are env too
 	[ "$(event_field connect persona_sources)" = \
-	    "hostname=env banner=file relay=option size-limit=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
+	    "hostname=env banner=file auth-failure-delay=env relay=option size-limit=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
 	[ -z "$(event_field connect persona_unknown)" ]
 	[ "$(events persona_error | wc -l)" -eq 0 ]
 	# nothing set anywhere: the one word "default"
@@ -145,7 +145,7 @@ JSON
 	printf '{ "banner": "file banner", "relay": 7 }' >"$P"
 	SMTP_PERSONA=$P run "$DECKY" --log=json:"$EVENTS" < <(printf 'QUIT\r\n')
 	[ "$(event_field connect persona_sources)" = \
-	    "hostname=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
+	    "hostname=env auth-failure-delay=env error-sleep=env greeting-delay=env spool=env log=option persona=env" ]
 	[ "$(jq -r 'select(.event_type == "persona_error") | .priority' "$EVENTS")" = 3 ]
 }
 
@@ -189,7 +189,7 @@ JSON
 	SMTP_HOSTNME=typo run "$DECKY" --check-persona "$P" --size-limit=2000
 	assert_success
 	assert_line --regexp '^banner += file banner$'
-	assert_line "# sources: hostname=env banner=file size-limit=option error-sleep=env greeting-delay=env spool=env persona=option"
+	assert_line "# sources: hostname=env banner=file auth-failure-delay=env size-limit=option error-sleep=env greeting-delay=env spool=env persona=option"
 	assert_line "# warning: SMTP_HOSTNME: unknown variable, ignored (SMTP_HOSTNME: did you mean SMTP_HOSTNAME?)"
 	assert_line "decky-smtpd: warning: SMTP_HOSTNME: unknown variable, ignored (SMTP_HOSTNME: did you mean SMTP_HOSTNAME?)"
 	# without FILE: SMTP_PERSONA if set, and the environment, as a session would take them
@@ -197,7 +197,7 @@ JSON
 	assert_success
 	assert_line --index 0 "# $P: valid; the effective settings (file, then environment, then options):"
 	assert_line --regexp '^banner += file banner$'
-	assert_line "# sources: hostname=env banner=file error-sleep=env greeting-delay=env spool=env persona=env"
+	assert_line "# sources: hostname=env banner=file auth-failure-delay=env error-sleep=env greeting-delay=env spool=env persona=env"
 	run "$DECKY" --check-persona --relay=deny
 	assert_success
 	assert_line --regexp '^relay += deny$'

@@ -126,5 +126,5 @@ PY
 	probe $'EHLO x\nMAIL FROM:<a@b.c>\nRCPT TO:<v@example.org>\nQUIT'
 	assert_line $'S: 454 4.7.1 <v@example.org>: Relay access denied\r'
 	wait_event disconnect
-	[ "$(event_field connect persona_sources)" = "hostname=env relay=env error-sleep=env greeting-delay=env spool=env log=option" ]
+	[ "$(event_field connect persona_sources)" = "hostname=env auth-failure-delay=env relay=env error-sleep=env greeting-delay=env spool=env log=option" ]
 }
