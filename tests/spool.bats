@@ -199,16 +199,20 @@ except BrokenPipeError:
     pass
 PY
 	for i in $(seq 12); do
-		python3 "$writer" 2>/dev/null | "$DECKY" --log=json:"$EVENTS" >/dev/null &
+		out=$BATS_TEST_TMPDIR/out.$i
+		python3 "$writer" 2>/dev/null | "$DECKY" --log=json:"$EVENTS" >"$out" &
 		pid=$!
-		sleep "0.$((RANDOM % 6 + 1))"
+		# once DATA is answered (a slow machine starts python slowly), at a random point
+		for j in $(seq 200); do grep -q '^354 ' "$out" && break; sleep 0.05; done
+		sleep "0.$((RANDOM % 5 + 1))"
 		kill -9 "$pid"
 		wait "$pid" || true
 	done
 	orphans=$(find "$SMTP_SPOOL/tmp" -type f ! -name '*.*.res' ! -name '*.json' -size +0 | wc -l)
 	left=$(du -sb "$SMTP_SPOOL/tmp" | cut -f1)
 	echo "orphans: $orphans, $left bytes in tmp/"
-	[ "$orphans" -ge 1 ]
+	# each session that opened a message swept the ones before it into partial/
+	[ "$orphans" -ge 1 ] || [ -n "$(ls -A "$SMTP_SPOOL/partial")" ]
 	# the next message sweeps
 	smtp "MAIL FROM:<a@b.c>" "RCPT TO:<x@y.z>" DATA "after" . QUIT
 	assert_line -n 4 --regexp '^250 2.0.0 Ok: queued as '
@@ -257,11 +261,11 @@ PY
 	done
 }
 
-@test "queue ids: 1000 messages show a few inode parts, none repeats in a session, each file is unique and named in its sidecar and event" {
+@test "queue ids: 400 messages show a few inode parts, none repeats in a session, each file is unique and named in its sidecar and event" {
 	start_activated
-	run timeout 120 python3 - "$PORT" <<'PY'
+	run timeout 600 python3 - "$PORT" <<'PY'
 import re, smtplib, sys
-for per in (1,) * 500 + (10,) * 50:
+for per in (1,) * 200 + (10,) * 20:
     s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30)
     ids = []
     for k in range(per):
@@ -272,8 +276,8 @@ for per in (1,) * 500 + (10,) * 50:
     print(" ".join(ids))
 PY
 	assert_success
-	# 500 sessions of one message and 50 of ten
-	[ "$(wc -w <<<"$output")" -eq 1000 ]
+	# 200 sessions of one message and 20 of ten
+	[ "$(wc -w <<<"$output")" -eq 400 ]
 	# no id twice within a session
 	while read -r l; do
 		[ "$(tr ' ' '\n' <<<"$l" | sort | uniq -d)" = "" ]
@@ -284,13 +288,13 @@ PY
 	echo "inode parts: $parts"
 	[ "$parts" -le 16 ]
 	# every message its own file, its sidecar naming it and its visible id
-	for i in $(seq 100); do [ "$(events message_accepted | wc -l)" -eq 1000 ] && break; sleep 0.1; done
-	[ "$(ls "$SMTP_SPOOL/new" | wc -l)" -eq 1000 ]
-	[ "$(events message_accepted | jq -r .spool_file | sort -u | wc -l)" -eq 1000 ]
+	for i in $(seq 100); do [ "$(events message_accepted | wc -l)" -eq 400 ] && break; sleep 0.1; done
+	[ "$(ls "$SMTP_SPOOL/new" | wc -l)" -eq 400 ]
+	[ "$(events message_accepted | jq -r .spool_file | sort -u | wc -l)" -eq 400 ]
 	events message_accepted | jq -r '[.msg_id, .spool_file, .meta_file] | @tsv' |
 	while IFS=$'\t' read -r q f m; do
 		[ -f "$f" ] && [ "$m" = "$SMTP_SPOOL/meta/${f##*/}.json" ]
 		jq -e --arg q "$q" --arg f "$f" '.queue_id == $q and .file == $f' "$m" >/dev/null
 	done
-	[ "$(events message_accepted | jq -r .msg_id | sort -u | wc -l)" -gt 900 ]
+	[ "$(events message_accepted | jq -r .msg_id | sort -u | wc -l)" -gt 360 ]
 }
