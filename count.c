@@ -8,14 +8,15 @@
 
 #include "count.h"
 
-static uint64_t
-fnv(const char *p, size_t len)
+uint64_t
+count_hash(const void *key, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	const unsigned char *p = key;
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+		h = (h ^ p[i]) * 0x100000001b3ULL;
 	return h;
 }
 
@@ -99,7 +100,7 @@ same(const struct count_entry *e, const char *key, size_t len, uint64_t h)
 struct count_entry *
 count_find(struct count_table *t, const char *key, size_t len)
 {
-	uint64_t h = fnv(key, len);
+	uint64_t h = count_hash(key, len);
 	int i;
 
 	for (i = t->bucket[h % t->nbucket]; i >= 0; i = t->e[i].next)
@@ -123,7 +124,7 @@ struct count_entry *
 count_add(struct count_table *t, const char *key, size_t len, uint64_t weight,
     uint64_t usec)
 {
-	uint64_t h = fnv(key, len);
+	uint64_t h = count_hash(key, len);
 	struct count_entry *e;
 	size_t b = h % t->nbucket;
 	int i;

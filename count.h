@@ -49,6 +49,8 @@ struct count_entry *count_add(struct count_table *, const char *key, size_t len,
     uint64_t weight, uint64_t usec);
 /* count_find - the entry of key, or NULL */
 struct count_entry *count_find(struct count_table *, const char *key, size_t len);
+/* count_hash - the 64-bit hash the table keys by (FNV-1a) */
+uint64_t count_hash(const void *key, size_t len);
 /* count_sorted - the entries by count, highest first (into out, at most max) */
 size_t count_sorted(struct count_table *, struct count_entry **out, size_t max);
 

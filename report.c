@@ -37,6 +37,8 @@
 #define CAP_BIG		4096	/* keys kept by the tables that can grow without end */
 #define CAP_SMALL	256	/* keys kept by the tables of few distinct values */
 #define SHOW_MAX	64	/* bytes of a value shown in a text row */
+#define SEEN_WINDOW	32768	/* entries remembered to find one written twice */
+#define SEEN_SLOTS	(2 * SEEN_WINDOW)
 
 enum table {
 	T_SRC, T_DECKY, T_USER, T_PASS, T_PAIR, T_MECH, T_RCPT_DOM, T_FROM_DOM,
@@ -91,6 +93,7 @@ struct val {
 static struct {
 	struct count_table *t[T_COUNT];
 	uint64_t events, sessions, messages, bytes, partials, auths, analyzed;
+	uint64_t resent;		/* entries found twice, counted once */
 	uint64_t first, last;		/* realtime usec of the first and last entry */
 	uint64_t hlo, hstep, hist[HIST_BUCKETS];
 } R;
@@ -194,6 +197,70 @@ hist_add(uint64_t usec)
 	R.hist[(usec - R.hlo) / R.hstep]++;
 }
 
+/*
+ * Entries written twice.  When its collector stops, systemd-journal-upload sends again
+ * what the failed upload held, and systemd-journal-remote writes it again into the same
+ * file, where sd_journal does not merge it (it merges copies only across files).  An
+ * entry is known by its machine, its boot and the two stamps its own journald gave it,
+ * all of which journal-remote keeps.  A 64-bit hash of them is remembered for the last
+ * SEEN_WINDOW to 2 * SEEN_WINDOW entries, in two generations of an open-addressed table,
+ * so that the memory is fixed; a copy written further from its original is counted twice.
+ */
+static struct {
+	uint64_t slot[2][SEEN_SLOTS];	/* the current and the previous generation; 0: empty */
+	int cur;
+	size_t n;			/* hashes in the current generation */
+} Seen;
+
+static size_t
+seen_find(const uint64_t *t, uint64_t h)
+{
+	size_t i;
+
+	for (i = h % SEEN_SLOTS; t[i] != 0 && t[i] != h; i = (i + 1) % SEEN_SLOTS)
+		;
+	return i;
+}
+
+/* resent - 1 if the current entry is one already read; else remember it */
+static int
+resent(sd_journal *j, uint64_t realtime)
+{
+	struct {
+		sd_id128_t machine, boot;
+		uint64_t mono, real;
+	} k;
+	const void *d;
+	size_t len, i;
+	uint64_t h, *t;
+	char id[SD_ID128_STRING_MAX];
+
+	memset(&k, 0, sizeof(k));
+	k.real = realtime;
+	if (sd_journal_get_monotonic_usec(j, &k.mono, &k.boot) < 0)
+		return 0;
+	if (sd_journal_get_data(j, "_MACHINE_ID", &d, &len) >= 0 && len == 12 + 32) {
+		memcpy(id, (const char *)d + 12, 32);
+		id[32] = '\0';
+		sd_id128_from_string(id, &k.machine);
+	}
+	if ((h = count_hash(&k, sizeof(k))) == 0)
+		h = 1;
+	if (Seen.slot[0][seen_find(Seen.slot[0], h)] == h ||
+	    Seen.slot[1][seen_find(Seen.slot[1], h)] == h)
+		return 1;
+	if (Seen.n == SEEN_WINDOW) {
+		Seen.cur ^= 1;
+		memset(Seen.slot[Seen.cur], 0, sizeof(Seen.slot[Seen.cur]));
+		Seen.n = 0;
+	}
+	t = Seen.slot[Seen.cur];
+	i = seen_find(t, h);
+	t[i] = h;
+	Seen.n++;
+	return 0;
+}
+
 /* analyzed - a message_analyzed entry: each ATTACHMENT_SHA256 and URL_HOST it holds */
 static void
 analyzed(sd_journal *j, uint64_t usec)
@@ -269,6 +336,10 @@ entry(sd_journal *j)
 	sd_journal_get_realtime_usec(j, &usec);
 	if (usec > opt.until)
 		return 0;	/* entries come in time order */
+	if (resent(j, usec)) {
+		R.resent++;
+		return 1;
+	}
 	if (!get(j, "EVENT_TYPE", type))
 		return 1;
 	get(j, "PERSONA_HOSTNAME", persona);
@@ -549,6 +620,9 @@ text(struct count_entry **rows)
 	printf("Messages %llu (%llu bytes), partial %llu, analyzed %llu\n",
 	    (unsigned long long)R.messages, (unsigned long long)R.bytes,
 	    (unsigned long long)R.partials, (unsigned long long)R.analyzed);
+	if (R.resent > 0)
+		printf("Entries written twice (re-sent to a collector), counted once: %llu\n",
+		    (unsigned long long)R.resent);
 	printf("\nSessions over time (%llu s a bar):\n",
 	    (unsigned long long)(R.hstep / 1000000));
 	for (i = 0; i < HIST_BUCKETS; i++)
@@ -681,6 +755,7 @@ json(struct count_entry **rows)
 	jnum(g, "message_bytes", R.bytes);
 	jnum(g, "partial", R.partials);
 	jnum(g, "analyzed", R.analyzed);
+	jnum(g, "resent", R.resent);
 	jstr(g, "histogram");
 	yajl_gen_map_open(g);
 	stamp(a, sizeof(a), R.hlo);

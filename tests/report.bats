@@ -135,6 +135,35 @@ PY
 	[ "$status" -eq 2 ]
 }
 
+@test "report: an entry a collector's journal holds twice is counted once" {
+	traffic
+	# what systemd-journal-remote writes when systemd-journal-upload sends again, after
+	# its collector stopped, what it had sent: every entry, then the same again
+	journalctl --no-pager PERSONA_HOSTNAME="$NAME" -o export >"$BATS_TEST_TMPDIR/once"
+	n=$(grep -c '^__CURSOR=' "$BATS_TEST_TMPDIR/once")
+	cat "$BATS_TEST_TMPDIR/once" "$BATS_TEST_TMPDIR/once" |
+	    /lib/systemd/systemd-journal-remote --output="$BATS_TEST_TMPDIR/twice.journal" - 2>/dev/null
+	# the file holds each twice: journalctl shows both
+	[ "$(journalctl --no-pager --file "$BATS_TEST_TMPDIR/twice.journal" EVENT_TYPE=connect -o cat | wc -l)" -eq 38 ]
+	run "$REPORT" --file "$BATS_TEST_TMPDIR/twice.journal" --json
+	assert_success
+	[ "$(jq .sessions <<<"$output")" -eq 19 ]
+	[ "$(jq .credentials <<<"$output")" -eq 16 ]
+	[ "$(jq .messages <<<"$output")" -eq 3 ]
+	[ "$(jq .events <<<"$output")" -eq "$n" ]
+	[ "$(jq .resent <<<"$output")" -eq "$n" ]
+	# the credentials once each, as the decky's own journal gives them
+	for c in csv usernames; do
+		"$REPORT" --decky "$NAME" --credentials $c >"$BATS_TEST_TMPDIR/$c.once"
+		"$REPORT" --file "$BATS_TEST_TMPDIR/twice.journal" --credentials $c >"$BATS_TEST_TMPDIR/$c.twice"
+		cmp "$BATS_TEST_TMPDIR/$c.once" "$BATS_TEST_TMPDIR/$c.twice"
+	done
+	[ "$(python3 -c 'import csv, sys; print(sum(1 for r in csv.reader(open(sys.argv[1], newline="", encoding="latin-1"))) - 1)' \
+	    "$BATS_TEST_TMPDIR/csv.twice")" -eq 16 ]
+	run "$REPORT" --file "$BATS_TEST_TMPDIR/twice.journal"
+	assert_output --partial "counted once: $n"
+}
+
 @test "report: the terminal text holds every section and no raw control byte" {
 	traffic
 	run "$REPORT" --decky "$NAME" --top 20
