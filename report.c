@@ -201,7 +201,8 @@ hist_add(uint64_t usec)
  * Entries written twice.  When its collector stops, systemd-journal-upload sends again
  * what the failed upload held, and systemd-journal-remote writes it again into the same
  * file, where sd_journal does not merge it (it merges copies only across files).  An
- * entry is known by its machine, its boot and the two stamps its own journald gave it,
+ * entry is known by its machine, its boot, the two stamps its own journald gave it (two
+ * entries can share them) and the hash of its fields that its cursor ends in ("x="),
  * all of which journal-remote keeps.  A 64-bit hash of them is remembered for the last
  * SEEN_WINDOW to 2 * SEEN_WINDOW entries, in two generations of an open-addressed table,
  * so that the memory is fixed; a copy written further from its original is counted twice.
@@ -228,17 +229,22 @@ resent(sd_journal *j, uint64_t realtime)
 {
 	struct {
 		sd_id128_t machine, boot;
-		uint64_t mono, real;
+		uint64_t mono, real, xor;
 	} k;
 	const void *d;
 	size_t len, i;
 	uint64_t h, *t;
-	char id[SD_ID128_STRING_MAX];
+	char id[SD_ID128_STRING_MAX], *cursor, *x;
 
 	memset(&k, 0, sizeof(k));
 	k.real = realtime;
 	if (sd_journal_get_monotonic_usec(j, &k.mono, &k.boot) < 0)
 		return 0;
+	if (sd_journal_get_cursor(j, &cursor) >= 0) {
+		if ((x = strstr(cursor, ";x=")) != NULL)
+			k.xor = strtoull(x + 3, NULL, 16);
+		free(cursor);
+	}
 	if (sd_journal_get_data(j, "_MACHINE_ID", &d, &len) >= 0 && len == 12 + 32) {
 		memcpy(id, (const char *)d + 12, 32);
 		id[32] = '\0';

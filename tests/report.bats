@@ -162,6 +162,15 @@ PY
 	    "$BATS_TEST_TMPDIR/csv.twice")" -eq 16 ]
 	run "$REPORT" --file "$BATS_TEST_TMPDIR/twice.journal"
 	assert_output --partial "counted once: $n"
+	# two different entries with the same stamps (one journald can give them) are two
+	journalctl --no-pager PERSONA_HOSTNAME="$NAME" EVENT_TYPE=connect -n 1 -o export >"$BATS_TEST_TMPDIR/one"
+	{ cat "$BATS_TEST_TMPDIR/one"; sed 's/^SESSION_ID=.*/SESSION_ID=another/' "$BATS_TEST_TMPDIR/one"; } |
+	    /lib/systemd/systemd-journal-remote --output="$BATS_TEST_TMPDIR/same-stamps.journal" - 2>/dev/null
+	[ "$(journalctl --no-pager --file "$BATS_TEST_TMPDIR/same-stamps.journal" -o export |
+	    grep -a -c '^__MONOTONIC_TIMESTAMP=')" -eq 2 ]
+	run "$REPORT" --file "$BATS_TEST_TMPDIR/same-stamps.journal" --json
+	[ "$(jq .sessions <<<"$output")" -eq 2 ]
+	[ "$(jq .resent <<<"$output")" -eq 0 ]
 }
 
 @test "report: the terminal text holds every section and no raw control byte" {
