@@ -140,6 +140,7 @@ run:
 	@echo "  events:  journalctl -f -t decky-smtpd          (and JSON lines in $(RUN_DIR)/events.json)"
 	@echo "  spool:   $(RUN_DIR)/spool/new/                  (one file per accepted message; analyzed ones move to cur/)"
 	@echo "  analyzer: decky-smtpd-analyze --watch: message_analyzed follows message_accepted (also in $(RUN_DIR)/analyzed.json)"
+	@echo "  report:  ./decky-smtpd-report --since -1h   (who came, what they tried, what they sent; --json)"
 	@echo "  stop:    Ctrl-C"
 	@tools/journald alive || echo "  note:    no journald is running here: events are in $(RUN_DIR)/events.json and on this terminal"
 	@mkdir -p $(RUN_DIR)/spool

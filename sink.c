@@ -310,8 +310,8 @@ json(int fd, const struct field *f, size_t n, int arrays)
 	return rc;
 }
 
-/* deliver - the event's fields to journald, its fallback and the JSON sink */
-static void
+/* deliver - the event's fields to journald, its fallback and the JSON sink; 0 if one took it */
+static int
 deliver(struct sink *sk, const struct field *f, size_t n, int arrays)
 {
 	int delivered = 0;
@@ -333,6 +333,7 @@ deliver(struct sink *sk, const struct field *f, size_t n, int arrays)
 		delivered = 1;
 	if (!delivered)
 		sk->lost++;
+	return delivered ? 0 : -1;
 }
 
 void
@@ -347,23 +348,25 @@ sink_event(void *ctx, const struct event *ev)
 	mlen = message(msg, sizeof(msg), type, ev->field, ev->nfield, sk->peer);
 	n = all_fields(f, type, types[ev->type].message_id, ev->field, ev->nfield, sk->peer,
 	    msg, mlen, prio);
-	deliver(sk, f, n, 0);
+	(void)deliver(sk, f, n, 0);	/* a loss is counted in sk->lost and told at disconnect */
 }
 
-void
+int
 sink_send(struct sink *sk, const char *type, const char *message_id, int priority,
     const struct field *field, size_t nfield)
 {
 	char msg[MESSAGE_MAX], prio[2] = { (char)('0' + priority), '\0' };
 	struct field *f;
 	size_t n, mlen;
+	int rc;
 
 	if ((f = calloc(nfield + NFIELDS - EVENT_MAX_FIELDS, sizeof(*f))) == NULL) {
 		sk->lost++;
-		return;
+		return -1;
 	}
 	mlen = message(msg, sizeof(msg), type, field, nfield, sk->peer);
 	n = all_fields(f, type, message_id, field, nfield, sk->peer, msg, mlen, prio);
-	deliver(sk, f, n, 1);
+	rc = deliver(sk, f, n, 1);
 	free(f);
+	return rc;
 }

@@ -43,9 +43,10 @@ const char *sink_event_name(enum event_type);
 /*
  * sink_send - an event of another program over the spool (decky-smtpd-analyze): its
  * type, its 32-hex-digit catalog id, and any number of fields after the peer's;
- * names may repeat (journald keeps each value, the JSON line gets an array)
+ * names may repeat (journald keeps each value, the JSON line gets an array).
+ * 0 once journald, the fallback or the JSON sink took it; -1 if none did.
  */
-void sink_send(struct sink *, const char *type, const char *message_id, int priority,
+int sink_send(struct sink *, const char *type, const char *message_id, int priority,
     const struct field *, size_t);
 /* sink_json_string - "key": value, key lower-cased; bytes that are not UTF-8 get a
  * readable stand-in and the exact bytes in "<key>_base64" beside it */
