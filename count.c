@@ -5,18 +5,38 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "count.h"
+
+/*
+ * The keys are an attacker's words: a hash they could predict would let them put every
+ * user name into one chain.  So FNV-1a starts from a basis drawn once per run, and a
+ * finalizer (MurmurHash3's fmix64) spreads every bit of it into the bits that pick the
+ * chain.
+ */
+static uint64_t basis;
 
 uint64_t
 count_hash(const void *key, size_t len)
 {
 	const unsigned char *p = key;
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	uint64_t h;
 	size_t i;
 
+	if (basis == 0 && getrandom(&basis, sizeof(basis), 0) != sizeof(basis))
+		basis ^= (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+	basis |= 1;	/* drawn */
+	h = basis;
 	for (i = 0; i < len; i++)
 		h = (h ^ p[i]) * 0x100000001b3ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -149,7 +169,7 @@ count_add(struct count_table *t, const char *key, size_t len, uint64_t weight,
 		e = &t->e[i];
 		memset(e->aux, 0, sizeof(e->aux));
 		e->count = e->err = base;
-		e->first = usec;
+		e->first = e->last = usec;	/* nothing of the key it replaced */
 		e->hash = h;
 		e->len = len;
 		e->klen = len < COUNT_KEY_MAX ? len : COUNT_KEY_MAX;

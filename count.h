@@ -6,7 +6,7 @@
  * and every key counted more than total/cap times is in the table.
  *
  * A key is kept up to COUNT_KEY_MAX bytes; longer keys are told apart by their full
- * length and a 64-bit hash of all their bytes.
+ * length and a 64-bit hash of all their bytes (count_hash).
  */
 #ifndef COUNT_H
 #define COUNT_H
@@ -49,7 +49,8 @@ struct count_entry *count_add(struct count_table *, const char *key, size_t len,
     uint64_t weight, uint64_t usec);
 /* count_find - the entry of key, or NULL */
 struct count_entry *count_find(struct count_table *, const char *key, size_t len);
-/* count_hash - the 64-bit hash the table keys by (FNV-1a) */
+/* count_hash - the 64-bit hash the tables key by: FNV-1a from a basis drawn once per
+ * run, finalized, so that a journal's values cannot be chosen to share one chain */
 uint64_t count_hash(const void *key, size_t len);
 /* count_sorted - the entries by count, highest first (into out, at most max) */
 size_t count_sorted(struct count_table *, struct count_entry **out, size_t max);

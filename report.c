@@ -37,6 +37,7 @@
 #define CAP_BIG		4096	/* keys kept by the tables that can grow without end */
 #define CAP_SMALL	256	/* keys kept by the tables of few distinct values */
 #define SHOW_MAX	64	/* bytes of a value shown in a text row */
+#define MATCH_MAX	200	/* bytes of a --source or --session value */
 #define SEEN_WINDOW	32768	/* entries remembered to find one written twice */
 #define SEEN_SLOTS	(2 * SEEN_WINDOW)
 
@@ -328,8 +329,8 @@ export_credential(sd_journal *j, uint64_t usec)
 	}
 }
 
-/* entry - fold the current journal entry into the report; 0 once past --until */
-static int
+/* entry - fold the current journal entry into the report */
+static void
 entry(sd_journal *j)
 {
 	struct val *type = &V[0], *src = &V[1], *persona = &V[2], *host = &V[3];
@@ -341,21 +342,22 @@ entry(sd_journal *j)
 
 	sd_journal_get_realtime_usec(j, &usec);
 	if (usec > opt.until)
-		return 0;	/* entries come in time order */
+		return;	/* in a file entries follow their seqnum: a clock step back, or a
+			 * collector's re-sent entry, can come after a later one */
 	if (resent(j, usec)) {
 		R.resent++;
-		return 1;
+		return;
 	}
 	if (!get(j, "EVENT_TYPE", type))
-		return 1;
+		return;
 	get(j, "PERSONA_HOSTNAME", persona);
 	get(j, "_HOSTNAME", host);
 	if (opt.decky != NULL && !is(persona, opt.decky) && !is(host, opt.decky))
-		return 1;
+		return;
 	if (opt.credentials != NULL) {
 		if (is(type, "auth_attempt"))
 			export_credential(j, usec);
-		return 1;
+		return;
 	}
 	R.events++;
 	if (R.first == 0)
@@ -363,7 +365,7 @@ entry(sd_journal *j)
 	R.last = usec;
 	if (is(type, "message_analyzed")) {
 		analyzed(j, usec);
-		return 1;
+		return;
 	}
 	get(j, "SRC", src);
 	s = addv(T_SRC, src, usec);
@@ -439,7 +441,6 @@ entry(sd_journal *j)
 		get(j, "REASON", a);
 		addv(T_REASON, a, usec);
 	}
-	return 1;
 }
 
 /*
@@ -525,7 +526,7 @@ matches(sd_journal *j)
 {
 	static const char *groups[] = { "SYSLOG_IDENTIFIER=" IDENT,
 	    "EVENT_TYPE=message_analyzed" };
-	char m[256];
+	char m[MATCH_MAX + 16];
 	size_t g;
 	int rc = 0;
 
@@ -865,6 +866,12 @@ main(int argc, char **argv)
 	}
 	if (optind != argc || (opt.directory != NULL && opt.nfile > 0))
 		usage(2);
+	if ((opt.src != NULL && strlen(opt.src) > MATCH_MAX) ||
+	    (opt.session != NULL && strlen(opt.session) > MATCH_MAX)) {
+		fprintf(stderr, "decky-smtpd-report: --source or --session longer than %d bytes\n",
+		    MATCH_MAX);
+		exit(2);
+	}
 	if (opt.credentials != NULL && isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "decky-smtpd-report: --credentials writes raw bytes: "
 		    "send it to a file or a pipe, not a terminal\n");
@@ -885,14 +892,14 @@ main(int argc, char **argv)
 		    "authzid,username,password,digest,challenge,raw\r\n", stdout);
 	rc = opt.since != 0 ? sd_journal_seek_realtime_usec(j, opt.since) :
 	    sd_journal_seek_head(j);
-	while (rc >= 0 && (rc = sd_journal_next(j)) > 0 && entry(j))
-		;
+	while (rc >= 0 && (rc = sd_journal_next(j)) > 0)
+		entry(j);
 	if (rc < 0)
 		fprintf(stderr, "decky-smtpd-report: reading the journal: %s\n", strerror(-rc));
 	if (opt.credentials == NULL) {
-		if (opt.json)
-			json(rows);
-		else
+		if (opt.json && json(rows) < 0)
+			rc = -ENOMEM;
+		else if (!opt.json)
 			text(rows);
 	}
 	if (fflush(stdout) == EOF || ferror(stdout))

@@ -133,6 +133,8 @@ PY
 	[ "$status" -eq 2 ]
 	run "$REPORT" --since 'not a time'
 	[ "$status" -eq 2 ]
+	run "$REPORT" --session "$(printf 'a%.0s' $(seq 201))"
+	[ "$status" -eq 2 ]
 }
 
 @test "report: an entry a collector's journal holds twice is counted once" {
