@@ -452,10 +452,12 @@ persona_unknown(char *buf, size_t size, char *hint, size_t hintsize)
 		if (len <= 5 || strncmp(*e, "SMTP_", 5) != 0 || known_env(*e, len))
 			continue;
 		n++;
+		/* names only, never values; printable only: they are echoed in events */
+		if (!printable_text_n(*e, len))
+			continue;
 		if (hint[0] == '\0')
 			closest(*e, len, hint, hintsize);
-		/* names only, never values; printable only: they are echoed in events */
-		if (used + len + 2 > size || !printable_text_n(*e, len))
+		if (used + len + 2 > size)
 			continue;
 		if (used > 0)
 			buf[used++] = ' ';

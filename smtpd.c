@@ -145,6 +145,15 @@ check_persona(const char *path, const char *file, int argc, char **argv)
 			return 2;
 	if (path != NULL && persona_set(&pc, PS_OPTION, "persona", path, err, sizeof(err)) < 0)
 		pc.persona = (char *)path;
+	if (pc.auth_weak_file != NULL) {
+		struct cred *weak;
+		size_t nweak;
+
+		if (persona_weak(pc.auth_weak_file, &weak, &nweak, err, sizeof(err)) < 0) {
+			fprintf(stderr, "decky-smtpd: %s\n", err);
+			return 2;
+		}
+	}
 	derive_defaults();
 	printf("# %s: valid; the effective settings (file, then environment, then options):\n",
 	    file != NULL && *file != '\0' ? file : "no persona file");

@@ -202,4 +202,17 @@ JSON
 	assert_success
 	assert_line --regexp '^relay += deny$'
 	refute_line --partial '# warning'
+	# the weak-credentials list is read as a session reads it
+	printf 'admin:letmein\n' >"$BATS_TEST_TMPDIR/weak"
+	run "$DECKY" --check-persona --auth-policy=weak --auth-weak-file="$BATS_TEST_TMPDIR/weak"
+	assert_success
+	printf 'no colon here\n' >"$BATS_TEST_TMPDIR/weak"
+	run "$DECKY" --check-persona --auth-policy=weak --auth-weak-file="$BATS_TEST_TMPDIR/weak"
+	assert_failure 2
+	assert_output --partial 'a line without "user:password"'
+	run "$DECKY" --check-persona --auth-weak-file="$BATS_TEST_TMPDIR/absent"
+	assert_failure 2
+	# an unknown variable with a control byte in its name is counted, never echoed
+	env $'SMTP_HOSTNAM\x1b=x' "$DECKY" --check-persona >"$BATS_TEST_TMPDIR/out" 2>&1
+	"$TESTS/no-control" <"$BATS_TEST_TMPDIR/out"
 }
