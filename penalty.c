@@ -29,7 +29,10 @@
 #define PENALTY_MAX	4	/* AUTH_PENALTY_MAX_PENALTY */
 #define PENALTY_INIT_S	2	/* AUTH_PENALTY_INIT_SECS */
 #define PENALTY_MAX_S	15	/* AUTH_PENALTY_MAX_SECS */
+#define LOCK_WAIT_MS	200	/* the longest wait for the table's lock; then the own record */
 
+/* the file's layout: records at fixed offsets, the same in every build */
+_Static_assert(sizeof(struct penalty_slot) == 128, "a penalty record is 128 bytes");
 
 /* to_secs - Dovecot's auth_penalty_to_secs */
 static unsigned
@@ -87,12 +90,33 @@ open_table(const struct penalty *p)
 	return open(p->path, flags, 0600);
 }
 
+/*
+ * lock - the table's lock, waited for at most LOCK_WAIT_MS: a holder only reads and
+ * writes one record, so a longer wait means a stopped process or a hung disk, and the
+ * reply must not wait for that
+ */
+static int
+lock(int fd)
+{
+	const struct timespec step = { 0, 2 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < LOCK_WAIT_MS / 2; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		nanosleep(&step, NULL);
+	}
+	return -1;
+}
+
 /* load - this address's record, locked; the process's own when the table fails */
 static void
 load(struct penalty *p, struct penalty_slot *r)
 {
 	memset(r, 0, sizeof(*r));
-	if (p->path[0] != '\0' && (p->fd = open_table(p)) >= 0 && flock(p->fd, LOCK_EX) < 0) {
+	if (p->path[0] != '\0' && (p->fd = open_table(p)) >= 0 && lock(p->fd) < 0) {
 		close(p->fd);
 		p->fd = -1;
 	}

@@ -212,3 +212,22 @@ PY
 	within "$output" 4.4 5.2
 	[ -s "$SMTP_SPOOL/.penalty" ]
 }
+
+@test "a penalty table another process holds locked is waited for 200 ms, then the session's own record serves" {
+	SMTP_AUTH_POLICY=reject start_activated SMTP_AUTH_POLICY SMTP_AUTH_FAILURE_DELAY=1000
+	run timed a:1	# makes the table
+	assert_success
+	[ -s "$SMTP_SPOOL/.penalty" ]
+	# a holder that never lets go (a stopped process, a hung disk)
+	flock -o "$SMTP_SPOOL/.penalty" sleep 60 &
+	holder=$!
+	sleep 0.3
+	run timed b:2
+	pkill -P "$holder" sleep || true
+	kill "$holder" 2>/dev/null || true
+	assert_success
+	echo "with the table locked: $output"
+	# the delay of a first failure (the own record has no penalty), not the holder's 60 s
+	awk -v t="${output% *}" 'BEGIN { exit !(t >= 0.4 && t <= 3) }'
+	[ "${output#* }" = 535 ]
+}
