@@ -31,16 +31,16 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 # the state machine (session.h), in the files session_priv.h describes
 SESSION_SRCS = session.c reply.c address.c message.c sasl.c
-SRCS = smtpd.c $(SESSION_SRCS) sink.c spool.c persona.c makepersona.c penalty.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
-HDRS = session.h session_priv.h sink.h penalty.h spool.h persona.h makepersona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
+SRCS = smtpd.c $(SESSION_SRCS) sink.c esc.c spool.c persona.c makepersona.c penalty.c tls.c ja.c b64.c utf8.c rfc822.c flood.c
+HDRS = session.h session_priv.h sink.h esc.h penalty.h spool.h persona.h makepersona.h tls.h ja.h b64.h utf8.h rfc822.h flood.h
 OBJS = $(SRCS:.c=.o)
 
 # decky-smtpd-analyze: the message analyzer, a program of its own (never run by the
 # session).  It links libcrypto shared: it is one long-lived process, not one per
 # connection, so it takes OpenSSL's security updates without a rebuild.
 ANALYZE_PKGS = gmime-3.0 libxml-2.0 libmagic yajl libsystemd libcrypto
-ANALYZE_SRCS = analyze.c mime.c links.c analysis.c sink.c b64.c utf8.c
-ANALYZE_HDRS = mime.h links.h analysis.h sink.h session.h b64.h utf8.h
+ANALYZE_SRCS = analyze.c mime.c links.c analysis.c sink.c esc.c b64.c utf8.c
+ANALYZE_HDRS = mime.h links.h analysis.h sink.h esc.h session.h b64.h utf8.h
 ANALYZE_CFLAGS = $(shell pkg-config --cflags $(ANALYZE_PKGS))
 ANALYZE_LIBS = $(shell pkg-config --libs $(ANALYZE_PKGS))
 
@@ -211,7 +211,7 @@ fuzz-report: build/fuzz/report_fuzz
 	    -artifact_prefix=build/fuzz/ $(FUZZ_ARGS) build/fuzz/report-corpus tests/fuzz/report-corpus
 # make fuzz-analyze: the same for the analyzer's parse path (tests/fuzz/analyze_fuzz.c),
 # seeds from tests/fuzz/analyze-corpus (tests/fuzz/mkcorpus-analyze builds them)
-ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c analysis.c sink.c b64.c utf8.c
+ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c analysis.c sink.c esc.c b64.c utf8.c
 
 build/fuzz/analyze_fuzz: $(ANALYZE_FUZZ_SRCS) mime.h links.h analysis.h sink.h b64.h utf8.h
 	@tools/deps fuzz

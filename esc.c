@@ -2,6 +2,8 @@
  * esc.c - terminal-safe escaping of client bytes (see esc.h).  It reads only the
  * bytes it is given and writes no control byte.
  */
+#include <string.h>
+
 #include "esc.h"
 
 static size_t
@@ -40,19 +42,26 @@ esc_fput(FILE *f, const char *p, size_t len, size_t max)
 }
 
 size_t
-esc_buf(char *buf, size_t size, const char *p, size_t len)
+esc_buf(char *buf, size_t size, const char *p, size_t len, size_t max)
 {
 	char b[4];
 	size_t i, n = 0, k;
 
-	if (size == 0)
+	if (size < 4) {	/* no room for "..." and the NUL */
+		if (size > 0)
+			buf[0] = '\0';
 		return 0;
-	for (i = 0; i < len; i++) {
+	}
+	for (i = 0; i < len && i < max; i++) {
 		k = one(b, (unsigned char)p[i]);
-		if (n + k >= size)
+		if (n + k + 3 >= size)
 			break;
-		for (size_t j = 0; j < k; j++)
-			buf[n++] = b[j];
+		memcpy(buf + n, b, k);
+		n += k;
+	}
+	if (i < len) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
 	}
 	buf[n] = '\0';
 	return n;

@@ -12,7 +12,8 @@
 /* esc_fput - write len bytes escaped to f, at most max of them (then "...");
  * returns how many characters it wrote */
 size_t esc_fput(FILE *f, const char *p, size_t len, size_t max);
-/* esc_buf - the same into buf (NUL-terminated, cut to fit size); returns its length */
-size_t esc_buf(char *buf, size_t size, const char *p, size_t len);
+/* esc_buf - the same into buf, NUL-terminated; "..." where max or size cut it short;
+ * returns its length */
+size_t esc_buf(char *buf, size_t size, const char *p, size_t len, size_t max);
 
 #endif

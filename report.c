@@ -674,7 +674,7 @@ jbytes(yajl_gen g, const char *k, const char *p, size_t len)
 		yajl_gen_string(g, (const unsigned char *)p, len);
 		return;
 	}
-	esc_buf(esc, sizeof(esc), p, len);
+	esc_buf(esc, sizeof(esc), p, len, len);
 	jstr(g, esc);
 	snprintf(kb, sizeof(kb), "%s_base64", k);
 	jstr(g, kb);

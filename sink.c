@@ -22,9 +22,11 @@
 #include <yajl/yajl_gen.h>
 
 #include "b64.h"
+#include "esc.h"
 #include "sink.h"
 
 #define MESSAGE_MAX	1024	/* the readable MESSAGE line */
+#define MESSAGE_VALUE_MAX 200	/* bytes of one value shown in it */
 #define NFIELDS		(EVENT_MAX_FIELDS + 12)
 #define JOURNAL_SOCKET	"/run/systemd/journal/socket"
 
@@ -57,7 +59,7 @@ static size_t
 message(char *buf, size_t size, const char *type, const struct field *field, size_t nfield,
     const struct sink_peer *peer)
 {
-	size_t n, i, k;
+	size_t n, i;
 	int w;
 
 	w = snprintf(buf, size, "%s from %s", type, peer->src);
@@ -71,16 +73,7 @@ message(char *buf, size_t size, const char *type, const struct field *field, siz
 			break;
 		}
 		n += (size_t)w;
-		for (k = 0; k < f->len && k < 200 && n + 8 < size; k++) {
-			unsigned char c = (unsigned char)f->val[k];
-
-			if (c >= 0x20 && c < 0x7f && c != '\\')
-				buf[n++] = (char)c;
-			else
-				n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
-		}
-		if (k < f->len && n + 4 < size)
-			n += (size_t)snprintf(buf + n, size - n, "...");
+		n += esc_buf(buf + n, size - n, f->val, f->len, MESSAGE_VALUE_MAX);
 	}
 	buf[n] = '\0';
 	return n;

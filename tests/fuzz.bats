@@ -19,7 +19,7 @@ setup_file() {
 	cc -std=c11 -Wall -Wextra -O1 -g -fsanitize=address,undefined \
 	    -fno-omit-frame-pointer -fno-sanitize-recover=all -o "$REPLAY_ANALYZE" \
 	    $(pkg-config --cflags gmime-3.0 libxml-2.0 yajl) \
-	    "$FUZZ/analyze_fuzz.c" "$FUZZ/replay.c" "$TOP/mime.c" "$TOP/links.c" "$TOP/analysis.c" "$TOP/sink.c" "$TOP/b64.c" "$TOP/utf8.c" \
+	    "$FUZZ/analyze_fuzz.c" "$FUZZ/replay.c" "$TOP/mime.c" "$TOP/links.c" "$TOP/analysis.c" "$TOP/sink.c" "$TOP/esc.c" "$TOP/b64.c" "$TOP/utf8.c" \
 	    $(pkg-config --libs gmime-3.0 libxml-2.0 libmagic yajl libsystemd libcrypto)
 	export REPLAY REPLAY_ANALYZE
 }
@@ -66,7 +66,7 @@ replay() {
 	# shellcheck disable=SC2046
 	cc -std=c11 -O1 -g -I"$TOP" -o "$BATS_TEST_TMPDIR/broken" \
 	    $(pkg-config --cflags gmime-3.0 libxml-2.0 yajl) \
-	    "$FUZZ/analyze_fuzz.c" "$FUZZ/replay.c" "$TOP/mime.c" "$TOP/links.c" "$BATS_TEST_TMPDIR/analysis.c" "$TOP/sink.c" "$TOP/b64.c" "$TOP/utf8.c" \
+	    "$FUZZ/analyze_fuzz.c" "$FUZZ/replay.c" "$TOP/mime.c" "$TOP/links.c" "$BATS_TEST_TMPDIR/analysis.c" "$TOP/sink.c" "$TOP/esc.c" "$TOP/b64.c" "$TOP/utf8.c" \
 	    $(pkg-config --libs gmime-3.0 libxml-2.0 libmagic yajl libsystemd libcrypto)
 	run "$BATS_TEST_TMPDIR/broken" "$BATS_TEST_TMPDIR/ctl"
 	assert_failure

@@ -26,12 +26,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i, n, start;
 	uint64_t sum;
 
-	n = esc_buf(out, sizeof(out), p, size);
+	n = esc_buf(out, sizeof(out), p, size, size);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f)
 			abort();
 	if (out[n] != '\0')
 		abort();
+	/* cut short by the buffer and by max, as a MESSAGE value is: "..." and within size */
+	n = esc_buf(out, 41, p, size, size % 29);
+	if (n >= 41 || out[n] != '\0' || (size > size % 29 && (n < 3 || memcmp(out + n - 3, "...", 3) != 0)))
+		abort();
+	for (i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f)
+			abort();
 	n = keys_domain(p, size, out, 300);
 	if (n >= 300)
 		abort();
