@@ -209,6 +209,7 @@ fuzz-report: build/fuzz/report_fuzz
 	@mkdir -p build/fuzz/report-corpus
 	build/fuzz/report_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	    -artifact_prefix=build/fuzz/ $(FUZZ_ARGS) build/fuzz/report-corpus tests/fuzz/report-corpus
+
 # make fuzz-analyze: the same for the analyzer's parse path (tests/fuzz/analyze_fuzz.c),
 # seeds from tests/fuzz/analyze-corpus (tests/fuzz/mkcorpus-analyze builds them)
 ANALYZE_FUZZ_SRCS = tests/fuzz/analyze_fuzz.c mime.c links.c analysis.c sink.c esc.c b64.c utf8.c

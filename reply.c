@@ -65,7 +65,7 @@ static const char *const catalogue[R_COUNT] = {
 	[R_BAD_SENDER] = "501 5.1.7 Bad sender address syntax",
 	[R_BAD_RCPT] = "501 5.1.3 Bad recipient address syntax",
 	[R_UNSUPPORTED] = "555 5.5.4 Unsupported option: %s",
-		[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
+	[R_BAD_SIZE] = "501 5.5.4 Bad message size syntax",
 	[R_BAD_RET] = "501 5.5.4 Bad RET parameter syntax",
 	[R_BAD_ENVID] = "501 5.5.4 Bad ENVID parameter syntax",
 	[R_BAD_NOTIFY] = "501 5.5.4 Error: Bad NOTIFY parameter syntax",
@@ -282,6 +282,8 @@ reply_echo(struct session *s, enum reply_id id, const char *bytes, size_t len, e
 		blank_controls(buf, n);
 	reply(s, id, buf);
 }
+
+/* bytes - a counted string, for the %b of reply_bytes */
 struct bytes
 bytes(const char *p, size_t len)
 {
@@ -290,6 +292,7 @@ bytes(const char *p, size_t len)
 	return b;
 }
 
+/* arg_empty - nothing but spaces */
 int
 arg_empty(const char *arg, size_t len)
 {

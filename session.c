@@ -37,8 +37,6 @@ greet_name(struct session *s, const char *verb, const char *arg, size_t len)
 	emit(s, &ev);
 }
 
-/* arg_empty - nothing but spaces */
-
 static void
 cmd_helo(struct session *s, const char *arg, size_t len)
 {

@@ -57,8 +57,6 @@ enum reply_id {
 	R_ETRN, R_TLS_UNAVAILABLE, R_TLS_READY, R_TLS_ACTIVE, R_TLS_LOCAL, R_COUNT
 };
 
-
-
 enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_CRAM };
 
 /*
@@ -67,7 +65,6 @@ enum auth_step { AUTH_NONE, AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS, AUTH_C
  * decoding), unfolded with one space, and cut at HDR_MAX.
  */
 enum { H_SUBJECT, H_FROM, H_MESSAGE_ID, H_COUNT, H_NONE = H_COUNT };
-
 
 struct hdrscan {
 	int done;			/* the empty line that ends the header was seen */

@@ -28,7 +28,7 @@
 #define SPOOL_MINFREE_DEN	2
 /* the queue id's inode part: slots of .qslots, and how long a slot stays busy (usec) */
 #define SPOOL_SLOTS	128
-#define SPOOL_SLOT_REC	24		/* "%020llu\n" and three spare bytes */
+#define SPOOL_SLOT_REC	24		/* "%020llu\n", two spaces and a NUL */
 #define SPOOL_SLOT_HOLD	5000
 
 struct spool {
@@ -38,9 +38,9 @@ struct spool {
 	const struct sink_peer *peer;	/* for the sidecar */
 	int ready;			/* its directories exist */
 	int fd;				/* the message being written, or -1 */
-	int resfd;
+	int resfd;			/* its reservation record, tmp/<stem>.res, or -1 */
 	int slotfd;			/* .qslots, the queue id slots, or -1 */
-	int slot;			/* the slot this message holds */			/* its reservation record, tmp/<stem>.res, or -1 */
+	int slot;			/* the slot this message holds */
 	int full;			/* the budget was spent while writing */
 	int failed;			/* a write failed: nothing more is stored */
 	unsigned long long reserved;	/* bytes of the budget this message holds */

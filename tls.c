@@ -284,9 +284,9 @@ on_hello(SSL *s, int *alert, void *arg)
  * a key encrypts for half of smtpd_tls_session_cache_timeout (1800 s), then only
  * decrypts for as long again; tlsmgr keeps two, the current and the previous.  Here
  * the key of period n is derived from the decky's secret (the SHA-512 of its private
- * key), so every process agrees without shared state: name (16 bytes), HMAC key (32)
- * and AES-256-CBC key (32) = the first 80 bytes of SHA-512(secret "n" n) and
- * SHA-512(secret "m" n).  The periods start at a phase of the decky's own, not on the
+ * key), so every process agrees without shared state: the name (16 bytes) and the
+ * AES-256-CBC key (32) are the first 48 bytes of SHA-512(secret "n" n), the HMAC key
+ * (32) the first 32 of SHA-512(secret "m" n).  The periods start at a phase of the decky's own, not on the
  * hour.  XXX as Postfix's ticket_cb, a ticket of the previous key resumes without a
  * new ticket (TLS 1.2; TLS 1.3 always sends one).
  */
