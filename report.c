@@ -202,11 +202,12 @@ hist_add(uint64_t usec)
  * Entries written twice.  When its collector stops, systemd-journal-upload sends again
  * what the failed upload held, and systemd-journal-remote writes it again into the same
  * file, where sd_journal does not merge it (it merges copies only across files).  An
- * entry is known by its machine, its boot, the two stamps its own journald gave it (two
- * entries can share them) and the hash of its fields that its cursor ends in ("x="),
- * all of which journal-remote keeps.  A 64-bit hash of them is remembered for the last
- * SEEN_WINDOW to 2 * SEEN_WINDOW entries, in two generations of an open-addressed table,
- * so that the memory is fixed; a copy written further from its original is counted twice.
+ * entry is known by its boot, the two stamps its own journald gave it (two entries can
+ * share them) and the hash of its fields (_MACHINE_ID and _HOSTNAME among them), all
+ * of which journal-remote keeps and the cursor holds.  A 64-bit hash of them is
+ * remembered for the last SEEN_WINDOW to 2 * SEEN_WINDOW entries, in two generations of
+ * an open-addressed table, so that the memory is fixed; a copy written further from its
+ * original is counted twice.
  */
 static struct {
 	uint64_t slot[2][SEEN_SLOTS];	/* the current and the previous generation; 0: empty */
@@ -226,33 +227,21 @@ seen_find(const uint64_t *t, uint64_t h)
 
 /* resent - 1 if the current entry is one already read; else remember it */
 static int
-resent(sd_journal *j, uint64_t realtime)
+resent(sd_journal *j)
 {
-	struct {
-		sd_id128_t machine, boot;
-		uint64_t mono, real, xor;
-	} k;
-	const void *d;
-	size_t len, i;
+	char *cursor, *from;
 	uint64_t h, *t;
-	char id[SD_ID128_STRING_MAX], *cursor, *x;
+	size_t i;
 
-	memset(&k, 0, sizeof(k));
-	k.real = realtime;
-	if (sd_journal_get_monotonic_usec(j, &k.mono, &k.boot) < 0)
+	/* "s=<file's seqnum id>;i=<seqnum>;b=<boot>;m=<monotonic>;t=<realtime>;x=<hash>":
+	 * what follows the file's own numbers is the entry's, the same in every copy */
+	if (sd_journal_get_cursor(j, &cursor) < 0)
 		return 0;
-	if (sd_journal_get_cursor(j, &cursor) >= 0) {
-		if ((x = strstr(cursor, ";x=")) != NULL)
-			k.xor = strtoull(x + 3, NULL, 16);
-		free(cursor);
-	}
-	if (sd_journal_get_data(j, "_MACHINE_ID", &d, &len) >= 0 && len == 12 + 32) {
-		memcpy(id, (const char *)d + 12, 32);
-		id[32] = '\0';
-		sd_id128_from_string(id, &k.machine);
-	}
-	if ((h = count_hash(&k, sizeof(k))) == 0)
-		h = 1;
+	from = strstr(cursor, ";b=");
+	h = from != NULL ? count_hash(from, strlen(from)) : 0;
+	free(cursor);
+	if (h == 0)
+		return 0;
 	if (Seen.slot[0][seen_find(Seen.slot[0], h)] == h ||
 	    Seen.slot[1][seen_find(Seen.slot[1], h)] == h)
 		return 1;
@@ -344,7 +333,7 @@ entry(sd_journal *j)
 	if (usec > opt.until)
 		return;	/* in a file entries follow their seqnum: a clock step back, or a
 			 * collector's re-sent entry, can come after a later one */
-	if (resent(j, usec)) {
+	if (resent(j)) {
 		R.resent++;
 		return;
 	}
