@@ -423,7 +423,8 @@ PY
 	echo "$output"
 	assert_output --partial 'Ready to start TLS'
 	s=$(sed -n 's/^closed after \([0-9]*\)\..*/\1/p' <<<"$output")
-	[ "$s" -ge 1 ] && [ "$s" -lt 10 ]
+	[ "$s" -ge 1 ]
+	[ "$s" -lt 10 ]
 	wait_event disconnect
 	[ "$(event_field disconnect reason)" = timeout ]
 	# whatever the tls event says, the handshake did not succeed
@@ -608,7 +609,8 @@ key_name() {
 		sleep 0.2
 	done
 	echo "c: $c"
-	[ "$c" != "$b" ] && [ "$c" != "$a" ]
+	[ "$c" != "$b" ]
+	[ "$c" != "$a" ]
 	# two periods on, the first ticket gets a full handshake; the last period's resumes
 	[ "$(sess -sess_in "$s/a")" = New ]
 	[ "$(sess -sess_in "$s/b")" = Reused ]

@@ -73,7 +73,9 @@ setup() {
 	limit=$(sed -n 's/^LogRateLimitBurst=//p' "$TOP/units/xinetd-decky-smtpd.conf")
 	grep -qx 'LogRateLimitIntervalSec=30s' "$TOP/units/xinetd-decky-smtpd.conf"
 	echo "instances $inst, burst $burst, rate $rate, limit $limit"
-	[ -n "$inst" ] && [ -n "$burst" ] && [ -n "$rate" ]
+	[ -n "$inst" ]
+	[ -n "$burst" ]
+	[ -n "$rate" ]
 	[ "$limit" -ge $(( inst * (burst + 30 * rate) )) ]
 }
 
