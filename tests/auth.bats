@@ -7,6 +7,10 @@ setup() {
 	common_setup
 }
 
+teardown() {
+	stop_activated
+}
+
 @test "AUTH PLAIN with an initial response is accepted and logged" {
 	# authzid "", user alice, password s3cret
 	smtp "EHLO x" "AUTH PLAIN AGFsaWNlAHMzY3JldA==" QUIT
