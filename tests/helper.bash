@@ -122,3 +122,22 @@ ensure_journald() {
 	[ "$(id -u)" -eq 0 ] || skip "no journald and not root to start one"
 	"$TOP/tools/journald" ensure 2>/dev/null
 }
+
+# lint_page PAGE - mandoc -T lint -W style finds nothing in PAGE but manuals that are
+# not installed here (postconf(5), flock(2), ...), which says nothing of the page
+lint_page() {
+	run mandoc -T lint -W style "$1"
+	[ "$status" -le 2 ] || { echo "$output"; return 1; } # 3 and above: errors, or mandoc failed
+	run grep -v ': STYLE: referenced manual not found: Xr ' <<<"$output"
+	refute_output --partial "$1:"
+}
+
+# all_in PAGE NAME... - each NAME (a leading -- dropped) is a word of PAGE
+all_in() {
+	local page=$1 n missing=
+	shift
+	for n; do
+		grep -qw -- "${n#--}" "$page" || missing="$missing $n"
+	done
+	[ -z "$missing" ] || { echo "not in ${page##*/}:$missing"; return 1; }
+}

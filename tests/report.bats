@@ -246,7 +246,8 @@ recipe() {
 	wait_sessions 22
 	sid=$(jq -r 'select(.event_type == "auth_attempt" and .username == "esc") | .session_id' "$EVENTS")
 	ja4=$(jq -r 'select(.event_type == "tls" and .tls_result == "ok") | .ja4' "$EVENTS")
-	[ -n "$sid" ] && [ -n "$ja4" ]
+	[ -n "$sid" ]
+	[ -n "$ja4" ]
 	mkdir -p "$BATS_TEST_TMPDIR/work/home" "$BATS_TEST_TMPDIR/catalog"
 	cp "$TOP/man/decky-smtpd.catalog" "$BATS_TEST_TMPDIR/catalog/"
 	all=$BATS_TEST_TMPDIR/all-output

@@ -194,7 +194,8 @@ setup() {
 	[ "$(event_field message_partial body_bytes)" = 202 ]
 	[ "$(event_field message_partial reply)" = 552 ]
 	[ -z "$(events message_accepted)" ]
-	[ -z "$(ls "$SMTP_SPOOL/new")" ] && [ -z "$(ls "$SMTP_SPOOL/tmp")" ]
+	[ -z "$(ls "$SMTP_SPOOL/new")" ]
+	[ -z "$(ls "$SMTP_SPOOL/tmp")" ]
 	# the evidence: every byte, under partial/
 	f=$(event_field message_partial spool_file)
 	[ "$(dirname "$f")" = "$SMTP_SPOOL/partial" ]

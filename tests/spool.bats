@@ -156,7 +156,8 @@ PY
 	[ "$(event_field message_partial reason)" = write_error ]
 	[ "$(event_field message_partial body_bytes)" -eq 900000 ]
 	stored=$(event_field message_partial stored_bytes)
-	[ "$stored" -ge 65536 ] && [ "$stored" -lt 900000 ]
+	[ "$stored" -ge 65536 ]
+	[ "$stored" -lt 900000 ]
 	# the file the event names exists, with the digest the event gives
 	f=$(event_field message_partial spool_file)
 	assert_line "partial ${f##*/} $stored $(event_field message_partial sha256)"
@@ -293,7 +294,8 @@ PY
 	[ "$(events message_accepted | jq -r .spool_file | sort -u | wc -l)" -eq 400 ]
 	events message_accepted | jq -r '[.msg_id, .spool_file, .meta_file] | @tsv' |
 	while IFS=$'\t' read -r q f m; do
-		[ -f "$f" ] && [ "$m" = "$SMTP_SPOOL/meta/${f##*/}.json" ]
+		[ -f "$f" ]
+		[ "$m" = "$SMTP_SPOOL/meta/${f##*/}.json" ]
 		jq -e --arg q "$q" --arg f "$f" '.queue_id == $q and .file == $f' "$m" >/dev/null
 	done
 	[ "$(events message_accepted | jq -r .msg_id | sort -u | wc -l)" -gt 360 ]
