@@ -420,7 +420,12 @@ entry(sd_journal *j)
 		get(j, "DOMAIN", a);
 		addv(T_HELO, a, usec);
 	} else if (is(type, "command")) {
-		if (get(j, "COMMAND", a) && is(a, "NON_SMTP") && get(j, "VALUE", b)) {
+		int nonsmtp = get(j, "COMMAND", a) && is(a, "NON_SMTP");
+
+		/* a TLS client on the plain port: its ClientHello's first "line" is a TLS
+		 * record (0x16 0x03), NON_SMTP or, cut at a NUL, a command of its own */
+		if (get(j, "VALUE", b) && (nonsmtp ||
+		    (b->len >= 2 && (unsigned char)b->b[0] == 0x16 && b->b[1] == 0x03))) {
 			const char *k = keys_probe_kind(b->b, b->len);
 
 			add(T_PROBE_KIND, k, strlen(k), usec);

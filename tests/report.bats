@@ -175,6 +175,19 @@ PY
 	[ "$(jq .resent <<<"$output")" -eq 0 ]
 }
 
+@test "report: a TLS client on the plain port is a tls probe, however its ClientHello was cut" {
+	# a real TLS client (its ClientHello holds NULs and newlines), a bare record header
+	# with no line end, and one ended by CRLF
+	timeout 10 openssl s_client -connect "127.0.0.1:$PORT" </dev/null >/dev/null 2>&1 || true
+	printf '\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00' | nc -q 1 127.0.0.1 "$PORT" >/dev/null || true
+	printf '\x16\x03\x01\x01\x24\x01\r\n' | nc -q 1 127.0.0.1 "$PORT" >/dev/null || true
+	wait_sessions 3
+	run "$REPORT" --decky "$NAME" --json
+	assert_success
+	[ "$(jq -r '.probe_kinds.top | map(.value + "=" + (.count | tostring)) | join(" ")' <<<"$output")" = "tls=3" ]
+	[ "$(jq -r '.sessions' <<<"$output")" -eq 3 ]
+}
+
 @test "report: the terminal text holds every section and no raw control byte" {
 	traffic
 	run "$REPORT" --decky "$NAME" --top 20
