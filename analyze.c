@@ -178,21 +178,17 @@ try_sidecar(struct sidecar *sc, const char *file, const char *dir, const char *n
 }
 
 /*
- * find_sidecar - meta/<name>.json when it names the message; else the sidecar in
- * meta/ whose "file" does (a spool that names files other than by queue id)
+ * scan_sidecars - the sidecar in meta/ whose "file" names the message (a spool that
+ * names files other than by queue id); it reads every sidecar, so a last resort
  */
 static int
-find_sidecar(struct sidecar *sc, const char *dir, const char *name)
+scan_sidecars(struct sidecar *sc, const char *dir, const char *name, const char *file)
 {
-	char file[NAME_MAX + 8], p[PATH_MAX];
+	char p[PATH_MAX];
 	struct dirent *e;
 	DIR *d;
 	int found = 0;
 
-	memset(sc, 0, sizeof(*sc));
-	snprintf(file, sizeof(file), "%s.json", name);
-	if (try_sidecar(sc, file, dir, name))
-		return 1;
 	snprintf(p, sizeof(p), "%s/meta", spool);
 	if ((d = opendir(p)) == NULL)
 		return 0;
@@ -207,6 +203,24 @@ find_sidecar(struct sidecar *sc, const char *dir, const char *name)
 	}
 	closedir(d);
 	return found;
+}
+
+/*
+ * find_sidecar - meta/<name>.json when it names the message; else, once the message
+ * is no longer young, a scan of meta/.  spool.c renames the sidecar into meta/ just
+ * after the message into new/, so a young message's sidecar is on its way: scanning
+ * then would read every sidecar ever stored for each new message (quadratic).
+ */
+static int
+find_sidecar(struct sidecar *sc, const char *dir, const char *name, int young)
+{
+	char file[NAME_MAX + 8];
+
+	memset(sc, 0, sizeof(*sc));
+	snprintf(file, sizeof(file), "%s.json", name);
+	if (try_sidecar(sc, file, dir, name))
+		return 1;
+	return young ? 0 : scan_sidecars(sc, dir, name, file);
 }
 
 /* --- the child ------------------------------------------------------------------ */
@@ -383,7 +397,7 @@ analyze(const char *dir, const char *name)
 	struct timespec t0;
 	struct sidecar sc;
 	struct stat st;
-	int isnew = strcmp(dir, "new") == 0, have, replay = 0, fd;
+	int isnew = strcmp(dir, "new") == 0, have, replay = 0, young, fd;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", spool, dir, name);
 	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
@@ -391,9 +405,10 @@ analyze(const char *dir, const char *name)
 	snprintf(done, sizeof(done), "%s/meta/%s.analysis.json", spool, name);
 	if (!isnew && exists(done))
 		return 0;	/* (the common case, without reading the sidecar) */
-	have = find_sidecar(&sc, dir, name);
-	if (!have && time(NULL) - st.st_mtime < ANALYZE_SIDECAR_WAIT)
-		return 1;
+	young = time(NULL) - st.st_mtime < ANALYZE_SIDECAR_WAIT;
+	have = find_sidecar(&sc, dir, name, young);
+	if (!have && young)
+		return 1;	/* its sidecar is on the way */
 	if (!have)
 		snprintf(sc.stem, sizeof(sc.stem), "%s", name);
 	snprintf(done, sizeof(done), "%s/meta/%s.analysis.json", spool, sc.stem);

@@ -17,6 +17,7 @@ setup() {
 
 teardown() {
 	[ -n "${WATCHER:-}" ] && kill "$WATCHER" 2>/dev/null && wait "$WATCHER" 2>/dev/null
+	[ -n "${DECOY:-}" ] && kill "$DECOY" 2>/dev/null && wait "$DECOY" 2>/dev/null
 	return 0
 }
 
@@ -323,6 +324,37 @@ expect_hashes() {
 	analyze
 	[ ! -s "$AEVENTS" ]
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+}
+
+@test "a young message waits for its own sidecar without opening the others; an old one's is found by a scan" {
+	store html
+	young=$F yqid=$QID ysid=$SID
+	store office
+	old=$F oqid=$QID
+	# a decoy sidecar that records being opened: a FIFO whose writer's open
+	# returns only once a reader opens it
+	mkfifo "$SMTP_SPOOL/meta/decoy.json"
+	( exec 3>"$SMTP_SPOOL/meta/decoy.json"; : >"$BATS_TEST_TMPDIR/opened" ) &
+	DECOY=$!
+	mv "$SMTP_SPOOL/meta/$old.json" "$SMTP_SPOOL/meta/renamed.json"
+	touch -d '1 minute ago' "$SMTP_SPOOL/new/$old"
+	# the young message's sidecar still on its way, then there
+	mv "$SMTP_SPOOL/meta/$young.json" "$SMTP_SPOOL/meta/$young.hidden"
+	mv "$SMTP_SPOOL/new/$old" "$BATS_TEST_TMPDIR/$old"
+	timeout 20 "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:"$AEVENTS" &
+	pid=$!
+	sleep 1
+	mv "$SMTP_SPOOL/meta/$young.hidden" "$SMTP_SPOOL/meta/$young.json"
+	wait "$pid"
+	[ "$(analyzed "$yqid" session_id)" = "$ysid" ]
+	[ -f "$SMTP_SPOOL/cur/$young" ]
+	[ ! -e "$BATS_TEST_TMPDIR/opened" ] || fail "a young message's wait opened meta/decoy.json"
+	# past the wait, a sidecar under another name is looked for in all of meta/
+	mv "$BATS_TEST_TMPDIR/$old" "$SMTP_SPOOL/new/$old"
+	run timeout 20 "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:"$AEVENTS"
+	assert_success
+	[ "$(analyzed "$oqid" meta_file)" = "$SMTP_SPOOL/meta/renamed.json" ]
+	[ "$(analyzed "$oqid" flags)" = macro ]
 }
 
 @test "in watch mode a stored message gets its event within seconds" {
