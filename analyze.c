@@ -8,8 +8,9 @@
  * Maildir's way, made crash-safe: meta/<stem>.analysis.pending is written and
  * fsync'd before the event is sent; the move to cur/ follows; the rename to
  * meta/<stem>.analysis.json marks it done.  A rerun finding a .pending document
- * sends its event again from it (REPLAY=1), never parses twice; a partial message
- * stays in partial/, its .analysis.json the mark.  It never writes the message.
+ * (a crash, or no sink took the event) sends its event again from it (REPLAY=1),
+ * never parses twice; a partial message stays in partial/, its .analysis.json the
+ * mark.  It never writes the message.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -322,26 +323,26 @@ out:
 	return rc;
 }
 
-/* emit - the event the document at path holds; 0 or -1 */
+/* emit - the event the document at path holds; 0 once a sink took it, else -1 */
 static int
 emit(const char *path, int replay)
 {
 	static struct field f[ANALYZE_EVENT_FIELDS];
 	static struct sink_peer p;
 	const char *pp[] = { "peer", NULL }, *ep[] = { "event", NULL };
-	yajl_val root, pv, ev;
+	yajl_val root = NULL, pv, ev;
 	char err[128], *buf;
 	size_t i, n = 0;
+	int rc;
 
-	if ((buf = slurp(path, ANALYZE_RESULTS_MAX, NULL)) == NULL)
-		return -1;
-	root = yajl_tree_parse(buf, err, sizeof(err));
-	free(buf);
-	if (root == NULL)
-		return -1;
+	if ((buf = slurp(path, ANALYZE_RESULTS_MAX, NULL)) != NULL) {
+		root = yajl_tree_parse(buf, err, sizeof(err));
+		free(buf);
+	}
 	pv = yajl_tree_get(root, pp, yajl_t_object);
 	ev = yajl_tree_get(root, ep, yajl_t_object);
 	if (pv == NULL || ev == NULL) {
+		fprintf(stderr, "decky-smtpd-analyze: %s: unreadable\n", path);
 		yajl_tree_free(root);
 		return -1;
 	}
@@ -372,9 +373,11 @@ emit(const char *path, int replay)
 		f[n++] = (struct field){ "REPLAY", "1", 1 };
 	sink.peer = &p;
 	sink.stalled = 0;	/* a journald that stalled once is tried again per message */
-	sink_send(&sink, "message_analyzed", ANALYZED_MESSAGE_ID, 6, f, n);
+	rc = sink_send(&sink, "message_analyzed", ANALYZED_MESSAGE_ID, 6, f, n);
+	if (rc < 0)	/* the document stays .pending: a later run sends it */
+		fprintf(stderr, "decky-smtpd-analyze: %s: no sink took the event\n", path);
 	yajl_tree_free(root);
-	return 0;
+	return rc;
 }
 
 /* --- one message ------------------------------------------------------------------- */
@@ -447,10 +450,8 @@ analyze(const char *dir, const char *name)
 			goto out;
 		}
 	}
-	if (emit(pending, replay) < 0) {
-		fprintf(stderr, "decky-smtpd-analyze: %s: unreadable\n", pending);
+	if (emit(pending, replay) < 0)
 		goto out;
-	}
 	if (isnew) {
 		char nd[PATH_MAX];
 

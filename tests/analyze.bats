@@ -326,6 +326,24 @@ expect_hashes() {
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
 }
 
+@test "an event no sink took leaves the message and its results in place, and a later run sends it" {
+	store office
+	# /dev/full as the only sink: every write of the event fails
+	run "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:/dev/full
+	echo "$output"
+	assert_output --partial "no sink took the event"
+	[ -f "$SMTP_SPOOL/new/$F" ]
+	[ ! -e "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	analyze
+	[ "$(analyzed "$QID" replay)" = 1 ]
+	[ "$(analyzed "$QID" flags)" = macro ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+}
+
 @test "a young message waits for its own sidecar without opening the others; an old one's is found by a scan" {
 	store html
 	young=$F yqid=$QID ysid=$SID
