@@ -6,11 +6,13 @@
  * with the session's SESSION_ID and MSG_ID, and moves the message to cur/.
  *
  * Maildir's way, made crash-safe: meta/<stem>.analysis.pending is written and
- * fsync'd before the event is sent; the move to cur/ follows; the rename to
- * meta/<stem>.analysis.json marks it done.  A rerun finding a .pending document
- * (a crash, or no sink took the event) sends its event again from it (REPLAY=1),
- * never parses twice; a partial message stays in partial/, its .analysis.json the
- * mark.  It never writes the message.
+ * fsync'd before the event is sent; once a sink took the event it is renamed
+ * .analysis.sent (durably); the move to cur/ follows; the rename to
+ * meta/<stem>.analysis.json marks it done.  A rerun finding a .pending document (a
+ * crash, or no sink took the event) sends its event again from it (REPLAY=1), never
+ * parses twice; one finding a .sent document only finishes, so a move that keeps
+ * failing sends nothing twice.  A partial message stays in partial/, its
+ * .analysis.json the mark.  It never writes the message.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -395,7 +397,8 @@ ms_since(const struct timespec *t0)
 static int
 analyze(const char *dir, const char *name)
 {
-	char path[PATH_MAX], dest[PATH_MAX], pending[PATH_MAX], done[PATH_MAX], d2[PATH_MAX];
+	char path[PATH_MAX], dest[PATH_MAX], pending[PATH_MAX], sent[PATH_MAX], done[PATH_MAX];
+	char d2[PATH_MAX];
 	struct analysis_ctx c = { 0 };
 	struct timespec t0;
 	struct sidecar sc;
@@ -416,13 +419,16 @@ analyze(const char *dir, const char *name)
 		snprintf(sc.stem, sizeof(sc.stem), "%s", name);
 	snprintf(done, sizeof(done), "%s/meta/%s.analysis.json", spool, sc.stem);
 	snprintf(pending, sizeof(pending), "%s/meta/%s.analysis.pending", spool, sc.stem);
+	snprintf(sent, sizeof(sent), "%s/meta/%s.analysis.sent", spool, sc.stem);
 	snprintf(dest, sizeof(dest), "%s/%s/%s", spool, isnew ? "cur" : dir, name);
 	if (exists(done)) {
 		if (isnew && rename(path, dest) == 0)	/* analysed: only the move was left */
 			fsync_path(dirname_of(dest, d2, sizeof(d2)));
 		goto out;
 	}
-	if (exists(pending)) {
+	if (exists(sent)) {
+		goto move;	/* its event went out: only the move and the mark are left */
+	} else if (exists(pending)) {
 		replay = 1;
 	} else {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -452,6 +458,12 @@ analyze(const char *dir, const char *name)
 	}
 	if (emit(pending, replay) < 0)
 		goto out;
+	if (rename(pending, sent) < 0) {
+		fprintf(stderr, "decky-smtpd-analyze: %s: %s\n", pending, strerror(errno));
+		goto out;
+	}
+	fsync_path(dirname_of(sent, d2, sizeof(d2)));
+move:
 	if (isnew) {
 		char nd[PATH_MAX];
 
@@ -463,7 +475,7 @@ analyze(const char *dir, const char *name)
 		fsync_path(dirname_of(dest, d2, sizeof(d2)));
 		fsync_path(nd);
 	}
-	if (rename(pending, done) == 0)
+	if (rename(sent, done) == 0)
 		fsync_path(dirname_of(done, d2, sizeof(d2)));
 out:
 	if (sc.root != NULL)
@@ -474,8 +486,10 @@ out:
 /* --- the spool ---------------------------------------------------------------------- */
 
 /*
- * settle - documents left .pending by a crash after the move to cur/: their event was
- * sent before the move, so only the last rename is left
+ * settle - documents left .sent by a crash after the move to cur/, where no scan sees
+ * their message: only the last rename is left.  (A .pending one whose message is in
+ * cur/ was left by an analyzer older than the .sent state, which moved the message
+ * after sending and before marking: the same.)
  */
 static void
 settle(void)
@@ -488,12 +502,16 @@ settle(void)
 	if ((d = opendir(p)) == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
+		size_t n = strlen(e->d_name), stem;
 		const char *sp[] = { "spool_file", NULL };
 		yajl_val root, f;
 		char cur[PATH_MAX];
 
-		if (n <= 17 || strcmp(e->d_name + n - 17, ".analysis.pending") != 0)
+		if (n > 17 && strcmp(e->d_name + n - 17, ".analysis.pending") == 0)
+			stem = n - 8;
+		else if (n > 14 && strcmp(e->d_name + n - 14, ".analysis.sent") == 0)
+			stem = n - 5;
+		else
 			continue;
 		snprintf(doc, sizeof(doc), "%s/%s", p, e->d_name);
 		if ((buf = slurp(doc, ANALYZE_RESULTS_MAX, NULL)) == NULL)
@@ -504,7 +522,7 @@ settle(void)
 		snprintf(cur, sizeof(cur), "%s/cur/", spool);
 		if (f != NULL && strncmp(f->u.string, cur, strlen(cur)) == 0 &&
 		    exists(f->u.string)) {
-			snprintf(done, sizeof(done), "%s/%.*s.json", p, (int)(n - 8), e->d_name);
+			snprintf(done, sizeof(done), "%s/%.*s.json", p, (int)stem, e->d_name);
 			if (rename(doc, done) == 0)
 				fsync_path(p);
 		}
@@ -591,6 +609,7 @@ main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_term };
 	int watch = 0, i, ifd = -1;
 	unsigned waited = 0;
+	char cur[PATH_MAX];
 
 	spool = getenv("SMTP_SPOOL") ? getenv("SMTP_SPOOL") : "/var/lib/decky-smtpd";
 	for (i = 1; i < argc; i++) {
@@ -622,6 +641,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (watch && (ifd = watches()) < 0)
 		return 1;
+	snprintf(cur, sizeof(cur), "%s/cur", spool);
+	mkdir(cur, 0700);	/* (else only a session makes it, and every move would fail) */
 	settle();
 	while (!stop) {
 		int waiting = scan("new") + scan("partial");

@@ -291,7 +291,7 @@ expect_hashes() {
 	[ "$(ls "$SMTP_SPOOL/new" | wc -l)" -eq 0 ]
 	[ "$(ls "$SMTP_SPOOL/cur" | wc -l)" -eq $n ]
 	[ "$(ls "$SMTP_SPOOL"/meta/*.analysis.json | wc -l)" -eq $n ]
-	[ -z "$(ls "$SMTP_SPOOL"/meta/ | grep -e '\.pending$' -e '\.tmp$')" ]
+	[ -z "$(ls "$SMTP_SPOOL"/meta/ | grep -e '\.pending$' -e '\.sent$' -e '\.tmp$')" ]
 	for q in $(ls "$SMTP_SPOOL/cur"); do
 		all=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q) | .msg_id' "$AEVENTS" | wc -l)
 		first=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q and .replay == null) | .msg_id' "$AEVENTS" | wc -l)
@@ -318,12 +318,40 @@ expect_hashes() {
 	[ "$(analyzed "$QID" cpu_ms)" = "$before" ]	# from the document, not a new parse
 	[ -f "$SMTP_SPOOL/cur/$F" ]
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
-	# moved but not yet marked done: the mark alone is made, no event
-	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
+	# sent and moved but not yet marked done: the mark alone is made, no event
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.sent"
 	: >"$AEVENTS"
 	analyze
 	[ ! -s "$AEVENTS" ]
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	# the same left .pending by an analyzer older than the .sent state
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
+	analyze
+	[ ! -s "$AEVENTS" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+}
+
+@test "a message whose move to cur/ keeps failing has its event sent once; a missing cur/ is made" {
+	store office
+	# cur/ a file: the move fails (ENOTDIR), as would a full or read-only cur/
+	rm -rf "$SMTP_SPOOL/cur"
+	: >"$SMTP_SPOOL/cur"
+	analyze
+	[ "$(analyzed "$QID" flags)" = macro ]
+	[ -f "$SMTP_SPOOL/new/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.sent" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+	analyze
+	analyze
+	[ "$(jq -s length "$AEVENTS")" -eq 1 ]
+	# no cur/ at all: the analyzer makes it, moves the message, sends nothing again
+	rm "$SMTP_SPOOL/cur"
+	analyze
+	[ "$(jq -s length "$AEVENTS")" -eq 1 ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ ! -e "$SMTP_SPOOL/new/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.sent" ]
 }
 
 @test "an event no sink took leaves the message and its results in place, and a later run sends it" {
