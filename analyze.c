@@ -56,6 +56,7 @@ static struct sink sink = { .json_fd = -1, .fallback_fd = 2 };
 static const char *spool;
 static struct mime_result *shared;	/* the child's result, in memory the parent sees */
 static volatile sig_atomic_t stop;
+static int ifd = -1;		/* inotify, in watch mode */
 
 static void
 usage(void)
@@ -244,6 +245,24 @@ limits(void)
 	alarm(ANALYZE_WALL_SECONDS);
 }
 
+/*
+ * child_fds - the child keeps the message (as fd 3) and stderr (glib's warnings, a
+ * sanitizer's report), nothing else of the parent's: not the inotify fd, the event
+ * sinks, journald's socket; stdin and stdout are /dev/null
+ */
+static int
+child_fds(int fd)
+{
+	int nul;
+
+	if (fd != 3 && dup2(fd, 3) < 0)
+		_exit(1);
+	if ((nul = open("/dev/null", O_RDWR)) < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
+		_exit(1);
+	closefrom(4);
+	return 3;
+}
+
 /* parse - the message in a child; what became of it */
 static const char *
 parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
@@ -258,7 +277,7 @@ parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
 		return "fork_failed";
 	if (pid == 0) {
 		limits();
-		mime_file(fd, shared);
+		mime_file(child_fds(fd), shared);
 		_exit(0);
 	}
 	while (wait4(pid, &status, 0, &ru) < 0)
@@ -272,8 +291,9 @@ parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
 		return WEXITSTATUS(status) == 0 ? (shared->parsed ? "complete" : "unparsable") : "failed";
 	switch (WTERMSIG(status)) {
 	case SIGXCPU:
-	case SIGKILL:
 		return "cpu_limit";
+	case SIGKILL:	/* RLIMIT_CPU's hard limit, or else the OOM killer, or anyone */
+		return *cpu_ms >= ANALYZE_CPU_SECONDS * 1000UL ? "cpu_limit" : "killed";
 	case SIGALRM:
 		return "time_limit";
 	default:
@@ -310,10 +330,12 @@ write_doc(const char *path, const struct analysis_ctx *c)
 			break;
 		off += (size_t)w;
 	}
-	if (off == len && write(fd, "\n", 1) == 1 && fsync(fd) == 0 && close(fd) == 0) {
-		fd = -1;
+	if (off == len && write(fd, "\n", 1) == 1 && fsync(fd) == 0) {
+		int cr = close(fd);
+
+		fd = -1;	/* (closed even when close() fails: never twice) */
 		snprintf(meta, sizeof(meta), "%s/meta", spool);
-		if (rename(tmp, path) == 0 && fsync_path(meta) == 0)
+		if (cr == 0 && rename(tmp, path) == 0 && fsync_path(meta) == 0)
 			rc = 0;
 	}
 	if (fd >= 0)
@@ -376,6 +398,7 @@ emit(const char *path, int replay)
 	sink.peer = &p;
 	sink.stalled = 0;	/* a journald that stalled once is tried again per message */
 	rc = sink_send(&sink, "message_analyzed", ANALYZED_MESSAGE_ID, 6, f, n);
+	sink.peer = NULL;	/* p.hostname points into root */
 	if (rc < 0)	/* the document stays .pending: a later run sends it */
 		fprintf(stderr, "decky-smtpd-analyze: %s: no sink took the event\n", path);
 	yajl_tree_free(root);
@@ -607,7 +630,7 @@ main(int argc, char **argv)
 {
 	const char *log = "journal";
 	struct sigaction sa = { .sa_handler = on_term };
-	int watch = 0, i, ifd = -1;
+	int watch = 0, i;
 	unsigned waited = 0;
 	char cur[PATH_MAX];
 

@@ -270,6 +270,36 @@ expect_hashes() {
 	[ "$parent" -lt "$limit" ]
 }
 
+@test "a parser child keeps none of the analyzer's files, and one killed by SIGKILL is reported killed" {
+	export SMTP_SIZE_LIMIT=200000000 SMTP_SPOOL_BUDGET=0
+	BIG_MB=50 store big
+	"$ANALYZE" --watch --spool="$SMTP_SPOOL" --log=json:"$AEVENTS" &
+	WATCHER=$!
+	# its parser child, caught (without a fork per look) and stopped mid-parse
+	child=
+	for i in $(seq 20000); do
+		read -r child _ <"/proc/$WATCHER/task/$WATCHER/children" || true	# (no newline)
+		[ -n "$child" ] && break
+	done
+	[ -n "$child" ]
+	# past its set-up: the parser's own dup of the message is fd 4
+	for i in $(seq 2000); do
+		[ "$(readlink "/proc/$child/fd/4")" = "$SMTP_SPOOL/new/$F" ] && break
+	done
+	kill -STOP "$child"
+	fds=$(ls -l /proc/"$child"/fd/)
+	echo "$fds"
+	kill -9 "$child"
+	! grep -e inotify -e "$AEVENTS" -e socket: <<<"$fds" || fail "the child holds the analyzer's files"
+	for i in $(seq 50); do
+		[ -n "$(analyzed "$QID" result)" ] && break
+		sleep 0.1
+	done
+	[ "$(analyzed "$QID" result)" = killed ]
+	[ "$(analyzed "$QID" cpu_ms)" -lt 10000 ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+}
+
 @test "an analyzer killed at random points and run again analyzes nothing twice and misses nothing" {
 	n=24
 	for i in $(seq $n); do store mixed; done
