@@ -1,13 +1,36 @@
 /*
  * analysis.c - struct mime_result as JSON.  Every string that came from the message
  * passes analysis_escape() first, so that the document, the event and a terminal that
- * shows either see no control byte and no broken UTF-8.  It does no I/O.
+ * shows either see no control byte, no bidi or invisible format control and no broken
+ * UTF-8.  It does no I/O.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "analysis.h"
 #include "utf8.h"
+
+/*
+ * invisible - the code point of the k-byte UTF-8 character p if it is a bidi or
+ * invisible format control, else 0.  They are valid UTF-8 but change what a terminal
+ * shows: "invoice\u202efdp.exe" displays as "invoiceexe.pdf".
+ */
+static unsigned
+invisible(const unsigned char *p, size_t k)
+{
+	unsigned cp;
+
+	if (k == 2)
+		cp = (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu);
+	else if (k == 3)
+		cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+	else
+		return 0;
+	if (cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+		return cp;
+	return 0;
+}
 
 size_t
 analysis_escape(char *out, size_t size, const char *in, size_t len)
@@ -17,8 +40,11 @@ analysis_escape(char *out, size_t size, const char *in, size_t len)
 	if (size == 0)
 		return 0;
 	while (i < len && n + 5 < size) {
-		unsigned char c = (unsigned char)in[i];
+		const unsigned char *p = (const unsigned char *)in + i;
+		unsigned char c = *p;
 		size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		int valid = c >= 0x80 && i + k <= len && utf8_valid(p, k);
+		unsigned cp = valid ? invisible(p, k) : 0;
 
 		if (c >= 0x20 && c < 0x7f && c != '\\') {
 			out[n++] = (char)c;
@@ -27,10 +53,13 @@ analysis_escape(char *out, size_t size, const char *in, size_t len)
 			out[n++] = '\\';
 			out[n++] = '\\';
 			i++;
-		} else if (c >= 0x80 && i + k <= len && n + k < size &&
-		    utf8_valid((const unsigned char *)in + i, k) &&
-		    !(c == 0xc2 && (unsigned char)in[i + 1] < 0xa0)) {	/* C1 controls */
-			memcpy(out + n, in + i, k);
+		} else if (cp != 0) {
+			if (n + 6 >= size)
+				break;	/* (no room for all of it) */
+			n += (size_t)snprintf(out + n, size - n, "\\u%04x", cp);
+			i += k;
+		} else if (valid && n + k < size && !(c == 0xc2 && p[1] < 0xa0)) {	/* C1 controls */
+			memcpy(out + n, p, k);
 			n += k;
 			i += k;
 		} else {

@@ -36,7 +36,8 @@ void analysis_clamp(struct mime_result *);
 int analysis_json(yajl_gen, const struct mime_result *, const struct analysis_ctx *);
 /*
  * analysis_escape - attacker bytes as printable UTF-8: valid UTF-8 kept but for
- * controls, '\' as "\\", anything else as \xNN; out holds 4 * len + 1
+ * controls, and bidi and invisible format controls as \uXXXX; '\' as "\\",
+ * anything else as \xNN; out holds 4 * len + 1
  */
 size_t analysis_escape(char *out, size_t size, const char *in, size_t len);
 

@@ -21,10 +21,10 @@ teardown() {
 	return 0
 }
 
-# store KIND - build a message of KIND and send it through a session; its sidecar's
-# queue id in $QID, its file's name in $F, its session in $SID
+# store KIND - build a message of KIND (unless $MAIL/KIND is there) and send it through
+# a session; its sidecar's queue id in $QID, its file's name in $F, its session in $SID
 store() {
-	"$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
+	[ -f "$MAIL/$1" ] || "$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
 	{
 		printf 'EHLO bot.example\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<v@example.org>\r\nDATA\r\n'
 		sed 's/^\./../' "$MAIL/$1"
@@ -206,6 +206,28 @@ expect_hashes() {
 	[ "$(analyzed "$QID" mime_warnings)" = "truncated_message multipart_without_boundary" ]
 	[ "$(analyzed "$QID" url_host)" = first.example ]
 	expect_hashes malformed "$QID"
+}
+
+@test "bidi and invisible format controls in a name or subject are escaped, so a .exe cannot pass for a .pdf" {
+	# U+202E (right-to-left override) in a RFC 2047 file name, U+200B and U+FEFF
+	# (zero-width) in the subject, U+061C in a second name
+	printf '%s\r\n' 'From: <s@example.org>' 'To: <v@example.org>' \
+	    'Subject: =?UTF-8?Q?pay=E2=80=8Bment=EF=BB=BF?=' 'MIME-Version: 1.0' \
+	    'Content-Type: multipart/mixed; boundary="b"' '' '--b' 'Content-Type: text/plain' '' 'see attached' \
+	    '--b' 'Content-Type: application/octet-stream' \
+	    'Content-Disposition: attachment; filename="=?UTF-8?Q?invoice=E2=80=AEfdp.exe?="' \
+	    'Content-Transfer-Encoding: base64' '' 'TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=' \
+	    '--b' 'Content-Type: text/plain' 'Content-Disposition: attachment; filename="=?UTF-8?Q?a=D8=9Cb.txt?="' '' 'x' \
+	    '--b--' >"$MAIL/bidi"
+	store bidi
+	analyze
+	[ "$(analyzed "$QID" attachment_name)" = 'invoice\u202efdp.exe|a\u061cb.txt' ]
+	[ "$(analyzed "$QID" subject)" = 'pay\u200bment\ufeff' ]
+	doc=$(analyzed "$QID" analysis_file)
+	[ "$(jq -r '.attachments[0].name' "$doc")" = 'invoice\u202efdp.exe' ]
+	# nowhere in the event or the document a byte of U+202E, U+200B, U+FEFF or U+061C
+	run grep -l -e $'\xe2\x80\xae' -e $'\xe2\x80\x8b' -e $'\xef\xbb\xbf' -e $'\xd8\x9c' "$AEVENTS" "$doc"
+	[ "$status" -eq 1 ]
 }
 
 @test "a message cut off by a disconnect is analyzed as partial, stays in partial/, and only once" {
