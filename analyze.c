@@ -316,8 +316,10 @@ write_doc(const char *path, const struct analysis_ctx *c)
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		return -1;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	analysis_json(g, shared, c);
-	yajl_gen_get_buf(g, &out, &len);
+	if (analysis_json(g, shared, c) < 0 || yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok) {
+		errno = EILSEQ;	/* (a value analysis_escape let through as not UTF-8) */
+		goto out;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		goto out;

@@ -217,11 +217,14 @@ expect_hashes() {
 	    '--b' 'Content-Type: application/octet-stream' \
 	    'Content-Disposition: attachment; filename="=?UTF-8?Q?invoice=E2=80=AEfdp.exe?="' \
 	    'Content-Transfer-Encoding: base64' '' 'TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=' \
+	    '--b' 'Content-Type: text/plain' 'Content-Disposition: attachment' '' 'no name' \
 	    '--b' 'Content-Type: text/plain' 'Content-Disposition: attachment; filename="=?UTF-8?Q?a=D8=9Cb.txt?="' '' 'x' \
 	    '--b--' >"$MAIL/bidi"
 	store bidi
 	analyze
-	[ "$(analyzed "$QID" attachment_name)" = 'invoice\u202efdp.exe|a\u061cb.txt' ]
+	# (and the names pair with the types, "" for the one without a name)
+	[ "$(analyzed "$QID" attachment_name)" = 'invoice\u202efdp.exe||a\u061cb.txt' ]
+	[ "$(jq -r 'select(.event_type == "message_analyzed") | .attachment_type | length' "$AEVENTS")" -eq 3 ]
 	[ "$(analyzed "$QID" subject)" = 'pay\u200bment\ufeff' ]
 	doc=$(analyzed "$QID" analysis_file)
 	[ "$(jq -r '.attachments[0].name' "$doc")" = 'invoice\u202efdp.exe' ]

@@ -85,7 +85,7 @@ PAGE=$TOP/man/decky-smtpd.8
 	refute_output --partial "$apage:"
 	names=$( {
 		# event fields and document keys (analysis.c), results (analyze.c)
-		grep -ohE '(str|numstr|num|key)\(g, "[A-Za-z0-9_]+"' "$TOP/analysis.c" | grep -oE '"[A-Za-z0-9_]+"$'
+		grep -ohE '(str|numstr|num|key|strings)\(g, "[A-Za-z0-9_]+"' "$TOP/analysis.c" | grep -oE '"[A-Za-z0-9_]+"$'
 		grep -oE 'return "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
 		grep -oE '\? "[a-z_]+" : "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
 		# flags, attachment flags, GMime warnings, stages (mime.c), link flags (analysis.c)
@@ -93,8 +93,8 @@ PAGE=$TOP/man/decky-smtpd.8
 		grep -oE '\] = "[a-z_0-9]+"' "$TOP/mime.c" | grep -oE '"[a-z_0-9]+"'
 		grep -oE '"(userinfo|numeric_host|cut|encoded_host)"' "$TOP/analysis.c"
 		# every named limit
-		grep -ohE '^#define (ANALYZE|MIME|LINKS|REPORT)_[A-Z_]+' "$TOP/analyze.c" "$TOP/mime.h" "$TOP/links.h" "$TOP/analysis.h" | awk '{print $2}'
-	} | tr -d '"' | sort -u | grep -vx -e ANALYSIS_H -e REPORT_H -e MIME_H -e LINKS_H -e REPORT_VALUE_MAX -e event -e peer)
+		grep -ohE '^#define (ANALYZE|MIME|LINKS|ANALYSIS)_[A-Z_]+' "$TOP/analyze.c" "$TOP/mime.h" "$TOP/links.h" "$TOP/analysis.h" | awk '{print $2}'
+	} | tr -d '"' | sort -u | grep -vx -e ANALYSIS_H -e MIME_H -e LINKS_H -e ANALYSIS_VALUE_MAX -e event -e peer)
 	[ "$(wc -l <<<"$names")" -gt 80 ]
 	missing=
 	for n in $names; do

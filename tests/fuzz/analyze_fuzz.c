@@ -143,7 +143,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		abort();
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	analysis_json(g, &r, &c);
+	if (analysis_json(g, &r, &c) < 0)
+		abort();
 	if (yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok || len == 0)
 		abort();
 	{
