@@ -1,13 +1,36 @@
 /*
  * analysis.c - struct mime_result as JSON.  Every string that came from the message
  * passes analysis_escape() first, so that the document, the event and a terminal that
- * shows either see no control byte and no broken UTF-8.  It does no I/O.
+ * shows either see no control byte, no bidi or invisible format control and no broken
+ * UTF-8.  It does no I/O.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "analysis.h"
 #include "utf8.h"
+
+/*
+ * invisible - the code point of the k-byte UTF-8 character p if it is a bidi or
+ * invisible format control, else 0.  They are valid UTF-8 but change what a terminal
+ * shows: "invoice\u202efdp.exe" displays as "invoiceexe.pdf".
+ */
+static unsigned
+invisible(const unsigned char *p, size_t k)
+{
+	unsigned cp;
+
+	if (k == 2)
+		cp = (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu);
+	else if (k == 3)
+		cp = (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+	else
+		return 0;
+	if (cp == 0x061c || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+		return cp;
+	return 0;
+}
 
 size_t
 analysis_escape(char *out, size_t size, const char *in, size_t len)
@@ -17,8 +40,11 @@ analysis_escape(char *out, size_t size, const char *in, size_t len)
 	if (size == 0)
 		return 0;
 	while (i < len && n + 5 < size) {
-		unsigned char c = (unsigned char)in[i];
+		const unsigned char *p = (const unsigned char *)in + i;
+		unsigned char c = *p;
 		size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		int valid = c >= 0x80 && i + k <= len && utf8_valid(p, k);
+		unsigned cp = valid ? invisible(p, k) : 0;
 
 		if (c >= 0x20 && c < 0x7f && c != '\\') {
 			out[n++] = (char)c;
@@ -27,10 +53,13 @@ analysis_escape(char *out, size_t size, const char *in, size_t len)
 			out[n++] = '\\';
 			out[n++] = '\\';
 			i++;
-		} else if (c >= 0x80 && i + k <= len && n + k < size &&
-		    utf8_valid((const unsigned char *)in + i, k) &&
-		    !(c == 0xc2 && (unsigned char)in[i + 1] < 0xa0)) {	/* C1 controls */
-			memcpy(out + n, in + i, k);
+		} else if (cp != 0) {
+			if (n + 6 >= size)
+				break;	/* (no room for all of it) */
+			n += (size_t)snprintf(out + n, size - n, "\\u%04x", cp);
+			i += k;
+		} else if (valid && n + k < size && !(c == 0xc2 && p[1] < 0xa0)) {	/* C1 controls */
+			memcpy(out + n, p, k);
 			n += k;
 			i += k;
 		} else {
@@ -42,51 +71,57 @@ analysis_escape(char *out, size_t size, const char *in, size_t len)
 	return n;
 }
 
-/* str - "key": escaped value */
-static void
-str(yajl_gen g, const char *key, const char *val)
-{
-	static char buf[REPORT_VALUE_MAX];
-	size_t n;
-
-	if (val == NULL)
-		val = "";
-	n = analysis_escape(buf, sizeof(buf), val, strlen(val));
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_string(g, (const unsigned char *)buf, n);
-}
-
-/* elem - an escaped array element */
-static void
-elem(yajl_gen g, const char *val)
-{
-	static char buf[REPORT_VALUE_MAX];
-	size_t n = analysis_escape(buf, sizeof(buf), val, strlen(val));
-
-	yajl_gen_string(g, (const unsigned char *)buf, n);
-}
+static int refused;	/* a yajl call of this document failed */
 
 static void
-num(yajl_gen g, const char *key, unsigned long long v)
+ok(yajl_gen_status s)
 {
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_integer(g, (long long)v);
-}
-
-/* numstr - "KEY": "123" (event values are strings, as journald's are) */
-static void
-numstr(yajl_gen g, const char *key, unsigned long long v)
-{
-	char b[32];
-
-	snprintf(b, sizeof(b), "%llu", v);
-	str(g, key, b);
+	if (s != yajl_gen_status_ok)
+		refused = 1;
 }
 
 static void
 key(yajl_gen g, const char *k)
 {
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	ok(yajl_gen_string(g, (const unsigned char *)k, strlen(k)));
+}
+
+/* elem - an escaped value (NULL as "") */
+static void
+elem(yajl_gen g, const char *val)
+{
+	static char buf[ANALYSIS_VALUE_MAX];
+	size_t n;
+
+	if (val == NULL)
+		val = "";
+	n = analysis_escape(buf, sizeof(buf), val, strlen(val));
+	ok(yajl_gen_string(g, (const unsigned char *)buf, n));
+}
+
+/* str - "key": escaped value */
+static void
+str(yajl_gen g, const char *k, const char *val)
+{
+	key(g, k);
+	elem(g, val);
+}
+
+static void
+num(yajl_gen g, const char *k, unsigned long long v)
+{
+	key(g, k);
+	ok(yajl_gen_integer(g, (long long)v));
+}
+
+/* numstr - "KEY": "123" (event values are strings, as journald's are) */
+static void
+numstr(yajl_gen g, const char *k, unsigned long long v)
+{
+	char b[32];
+
+	snprintf(b, sizeof(b), "%llu", v);
+	str(g, k, b);
 }
 
 /* names - the names of the bits set, space-separated */
@@ -163,51 +198,49 @@ join(char *out, size_t size, const char (*list)[64], unsigned n)
 		used += (size_t)snprintf(out + used, size - used, "%s%s", i ? " " : "", list[i]);
 }
 
-/* hosts - the distinct hosts of the links, at most max, in order found */
+/* distinct - out[0..n) with s added unless it is empty, already there, or out full */
 static unsigned
-hosts(const struct links *ls, const char **out, unsigned max)
+distinct(const char **out, unsigned n, unsigned max, const char *s)
 {
-	unsigned i, k, n = 0;
+	unsigned k;
 
-	for (i = 0; i < ls->n; i++) {
-		if (ls->l[i].host[0] == '\0')
-			continue;
-		for (k = 0; k < n; k++)
-			if (strcmp(out[k], ls->l[i].host) == 0)
-				break;
-		if (k == n && n < max)
-			out[n++] = ls->l[i].host;
-	}
-	return n;
+	if (s[0] == '\0' || n >= max)
+		return n;
+	for (k = 0; k < n; k++)
+		if (strcmp(out[k], s) == 0)
+			return n;
+	out[n] = s;
+	return n + 1;
 }
 
-/* hashes - the distinct attachment digests, at most max */
-static unsigned
-hashes(const struct mime_result *r, const char **out, unsigned max, int md5)
+/* strings - "KEY": [ escaped values ], if there is one */
+static void
+strings(yajl_gen g, const char *k, const char *const *v, unsigned n)
 {
-	unsigned i, k, n = 0;
+	unsigned i;
 
-	for (i = 0; i < r->natt; i++) {
-		const char *h = md5 ? r->att[i].md5 : r->att[i].sha256;
-
-		if (!r->att[i].complete || h[0] == '\0')
-			continue;
-		for (k = 0; k < n; k++)
-			if (strcmp(out[k], h) == 0)
-				break;
-		if (k == n && n < max)
-			out[n++] = h;
-	}
-	return n;
+	if (n == 0)
+		return;
+	key(g, k);
+	ok(yajl_gen_array_open(g));
+	for (i = 0; i < n; i++)
+		elem(g, v[i]);
+	ok(yajl_gen_array_close(g));
 }
+
+/* the most values of one list field */
+#define LIST_MAX	64
+_Static_assert(ANALYSIS_EVENT_HASHES <= LIST_MAX && ANALYSIS_EVENT_ATTACHMENTS <= LIST_MAX &&
+    ANALYSIS_EVENT_URLS <= LIST_MAX && ANALYSIS_EVENT_HOSTS <= LIST_MAX &&
+    MIME_RECEIVED_MAX <= LIST_MAX, "a list field's limit past LIST_MAX");
 
 /* event - the message_analyzed fields (upper case), strings or arrays of strings */
 static void
 event(yajl_gen g, const struct mime_result *r, const struct analysis_ctx *c)
 {
-	const char *list[REPORT_EVENT_HASHES + REPORT_EVENT_URLS + REPORT_EVENT_HOSTS];
+	const char *list[LIST_MAX], *list2[LIST_MAX];
 	char buf[2048];
-	unsigned i, n;
+	unsigned i, n, n2;
 
 	key(g, "event");
 	yajl_gen_map_open(g);
@@ -230,13 +263,9 @@ event(yajl_gen g, const struct mime_result *r, const struct analysis_ctx *c)
 		str(g, "SUBJECT", r->subject);
 	if (r->from[0])
 		str(g, "FROM", r->from);
-	if (r->nreceived > 0) {
-		key(g, "RECEIVED_FROM");
-		yajl_gen_array_open(g);
-		for (i = 0; i < r->nreceived; i++)
-			elem(g, r->received[i]);
-		yajl_gen_array_close(g);
-	}
+	for (n = 0; n < r->nreceived && n < LIST_MAX; n++)
+		list[n] = r->received[n];
+	strings(g, "RECEIVED_FROM", list, n);
 	join(buf, sizeof(buf), (const char (*)[64])r->charsets, r->ncharsets);
 	if (buf[0])
 		str(g, "CHARSETS", buf);
@@ -249,47 +278,28 @@ event(yajl_gen g, const struct mime_result *r, const struct analysis_ctx *c)
 		str(g, "MIME_WARNINGS", buf);
 	}
 	numstr(g, "ATTACHMENTS", r->natt_total);
-	if ((n = hashes(r, list, REPORT_EVENT_HASHES, 0)) > 0) {
-		key(g, "ATTACHMENT_SHA256");
-		yajl_gen_array_open(g);
-		for (i = 0; i < n; i++)
-			elem(g, list[i]);
-		yajl_gen_array_close(g);
-		n = hashes(r, list, REPORT_EVENT_HASHES, 1);
-		key(g, "ATTACHMENT_MD5");
-		yajl_gen_array_open(g);
-		for (i = 0; i < n; i++)
-			elem(g, list[i]);
-		yajl_gen_array_close(g);
+	for (i = n = n2 = 0; i < r->natt; i++)
+		if (r->att[i].complete) {
+			n = distinct(list, n, ANALYSIS_EVENT_HASHES, r->att[i].sha256);
+			n2 = distinct(list2, n2, ANALYSIS_EVENT_HASHES, r->att[i].md5);
+		}
+	strings(g, "ATTACHMENT_SHA256", list, n);
+	strings(g, "ATTACHMENT_MD5", list2, n2);
+	/* index by index the same attachment: "" for one without a name */
+	for (n = 0; n < r->natt && n < ANALYSIS_EVENT_ATTACHMENTS; n++) {
+		list[n] = r->att[n].name;
+		list2[n] = r->att[n].detected;
 	}
-	if (r->natt > 0) {
-		key(g, "ATTACHMENT_NAME");
-		yajl_gen_array_open(g);
-		for (i = 0; i < r->natt && i < REPORT_EVENT_HASHES; i++)
-			if (r->att[i].name[0] != '\0')
-				elem(g, r->att[i].name);
-		yajl_gen_array_close(g);
-		key(g, "ATTACHMENT_TYPE");
-		yajl_gen_array_open(g);
-		for (i = 0; i < r->natt && i < REPORT_EVENT_HASHES; i++)
-			elem(g, r->att[i].detected);
-		yajl_gen_array_close(g);
-	}
+	strings(g, "ATTACHMENT_NAME", list, n);
+	strings(g, "ATTACHMENT_TYPE", list2, n);
 	numstr(g, "URLS", r->links.n + r->links.dropped);
-	if (r->links.n > 0) {
-		key(g, "URL");
-		yajl_gen_array_open(g);
-		for (i = 0; i < r->links.n && i < REPORT_EVENT_URLS; i++)
-			elem(g, r->links.l[i].url);
-		yajl_gen_array_close(g);
+	for (i = n = n2 = 0; i < r->links.n; i++) {
+		if (n < ANALYSIS_EVENT_URLS)
+			list[n++] = r->links.l[i].url;
+		n2 = distinct(list2, n2, ANALYSIS_EVENT_HOSTS, r->links.l[i].host);
 	}
-	if ((n = hosts(&r->links, list, REPORT_EVENT_HOSTS)) > 0) {
-		key(g, "URL_HOST");
-		yajl_gen_array_open(g);
-		for (i = 0; i < n; i++)
-			elem(g, list[i]);
-		yajl_gen_array_close(g);
-	}
+	strings(g, "URL", list, n);
+	strings(g, "URL_HOST", list2, n2);
 	numstr(g, "CPU_MS", c->cpu_ms);
 	numstr(g, "ELAPSED_MS", c->elapsed_ms);
 	numstr(g, "MAXRSS_KB", c->maxrss_kb);
@@ -302,6 +312,7 @@ analysis_json(yajl_gen g, const struct mime_result *r, const struct analysis_ctx
 	char buf[256];
 	unsigned i, b;
 
+	refused = 0;
 	yajl_gen_map_open(g);
 	str(g, "msg_id", c->msg_id);
 	str(g, "spool_file", c->spool_file);
@@ -367,6 +378,6 @@ analysis_json(yajl_gen g, const struct mime_result *r, const struct analysis_ctx
 	}
 	yajl_gen_array_close(g);
 	event(g, r, c);
-	yajl_gen_map_close(g);
-	return 0;
+	ok(yajl_gen_map_close(g));
+	return refused ? -1 : 0;
 }

@@ -10,10 +10,11 @@
 
 #include "mime.h"
 
-#define REPORT_EVENT_HASHES	32	/* attachments whose SHA-256 and MD5 the event carries */
-#define REPORT_EVENT_URLS	32	/* URLs the event carries */
-#define REPORT_EVENT_HOSTS	32	/* distinct URL hosts the event carries */
-#define REPORT_VALUE_MAX	(4 * MIME_HDR_MAX + 1)	/* one escaped value */
+#define ANALYSIS_EVENT_HASHES	32	/* attachments whose SHA-256 and MD5 the event carries */
+#define ANALYSIS_EVENT_ATTACHMENTS	32	/* attachments whose name and type the event carries */
+#define ANALYSIS_EVENT_URLS	32	/* URLs the event carries */
+#define ANALYSIS_EVENT_HOSTS	32	/* distinct URL hosts the event carries */
+#define ANALYSIS_VALUE_MAX	(4 * MIME_HDR_MAX + 1)	/* one escaped value */
 
 /* What the analyzer knows of the message besides what the parser found. */
 struct analysis_ctx {
@@ -32,11 +33,12 @@ struct analysis_ctx {
 
 /* analysis_clamp - make a result a killed child left safe to read: counts, NULs */
 void analysis_clamp(struct mime_result *);
-/* analysis_json - the document; 0, or -1 if yajl failed */
+/* analysis_json - the document; 0, or -1 if yajl refused a part of it */
 int analysis_json(yajl_gen, const struct mime_result *, const struct analysis_ctx *);
 /*
  * analysis_escape - attacker bytes as printable UTF-8: valid UTF-8 kept but for
- * controls, '\' as "\\", anything else as \xNN; out holds 4 * len + 1
+ * controls, and bidi and invisible format controls as \uXXXX; '\' as "\\",
+ * anything else as \xNN; out holds 4 * len + 1
  */
 size_t analysis_escape(char *out, size_t size, const char *in, size_t len);
 

@@ -6,10 +6,13 @@
  * with the session's SESSION_ID and MSG_ID, and moves the message to cur/.
  *
  * Maildir's way, made crash-safe: meta/<stem>.analysis.pending is written and
- * fsync'd before the event is sent; the move to cur/ follows; the rename to
- * meta/<stem>.analysis.json marks it done.  A rerun finding a .pending document
- * sends its event again from it (REPLAY=1), never parses twice; a partial message
- * stays in partial/, its .analysis.json the mark.  It never writes the message.
+ * fsync'd before the event is sent; once a sink took the event it is renamed
+ * .analysis.sent (durably); the move to cur/ follows; the rename to
+ * meta/<stem>.analysis.json marks it done.  A rerun finding a .pending document (a
+ * crash, or no sink took the event) sends its event again from it (REPLAY=1), never
+ * parses twice; one finding a .sent document only finishes, so a move that keeps
+ * failing sends nothing twice.  A partial message stays in partial/, its
+ * .analysis.json the mark.  It never writes the message.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -53,6 +56,7 @@ static struct sink sink = { .json_fd = -1, .fallback_fd = 2 };
 static const char *spool;
 static struct mime_result *shared;	/* the child's result, in memory the parent sees */
 static volatile sig_atomic_t stop;
+static int ifd = -1;		/* inotify, in watch mode */
 
 static void
 usage(void)
@@ -178,21 +182,17 @@ try_sidecar(struct sidecar *sc, const char *file, const char *dir, const char *n
 }
 
 /*
- * find_sidecar - meta/<name>.json when it names the message; else the sidecar in
- * meta/ whose "file" does (a spool that names files other than by queue id)
+ * scan_sidecars - the sidecar in meta/ whose "file" names the message (a spool that
+ * names files other than by queue id); it reads every sidecar, so a last resort
  */
 static int
-find_sidecar(struct sidecar *sc, const char *dir, const char *name)
+scan_sidecars(struct sidecar *sc, const char *dir, const char *name, const char *file)
 {
-	char file[NAME_MAX + 8], p[PATH_MAX];
+	char p[PATH_MAX];
 	struct dirent *e;
 	DIR *d;
 	int found = 0;
 
-	memset(sc, 0, sizeof(*sc));
-	snprintf(file, sizeof(file), "%s.json", name);
-	if (try_sidecar(sc, file, dir, name))
-		return 1;
 	snprintf(p, sizeof(p), "%s/meta", spool);
 	if ((d = opendir(p)) == NULL)
 		return 0;
@@ -207,6 +207,24 @@ find_sidecar(struct sidecar *sc, const char *dir, const char *name)
 	}
 	closedir(d);
 	return found;
+}
+
+/*
+ * find_sidecar - meta/<name>.json when it names the message; else, once the message
+ * is no longer young, a scan of meta/.  spool.c renames the sidecar into meta/ just
+ * after the message into new/, so a young message's sidecar is on its way: scanning
+ * then would read every sidecar ever stored for each new message (quadratic).
+ */
+static int
+find_sidecar(struct sidecar *sc, const char *dir, const char *name, int young)
+{
+	char file[NAME_MAX + 8];
+
+	memset(sc, 0, sizeof(*sc));
+	snprintf(file, sizeof(file), "%s.json", name);
+	if (try_sidecar(sc, file, dir, name))
+		return 1;
+	return young ? 0 : scan_sidecars(sc, dir, name, file);
 }
 
 /* --- the child ------------------------------------------------------------------ */
@@ -227,6 +245,24 @@ limits(void)
 	alarm(ANALYZE_WALL_SECONDS);
 }
 
+/*
+ * child_fds - the child keeps the message (as fd 3) and stderr (glib's warnings, a
+ * sanitizer's report), nothing else of the parent's: not the inotify fd, the event
+ * sinks, journald's socket; stdin and stdout are /dev/null
+ */
+static int
+child_fds(int fd)
+{
+	int nul;
+
+	if (fd != 3 && dup2(fd, 3) < 0)
+		_exit(1);
+	if ((nul = open("/dev/null", O_RDWR)) < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
+		_exit(1);
+	closefrom(4);
+	return 3;
+}
+
 /* parse - the message in a child; what became of it */
 static const char *
 parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
@@ -241,7 +277,7 @@ parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
 		return "fork_failed";
 	if (pid == 0) {
 		limits();
-		mime_file(fd, shared);
+		mime_file(child_fds(fd), shared);
 		_exit(0);
 	}
 	while (wait4(pid, &status, 0, &ru) < 0)
@@ -255,8 +291,9 @@ parse(int fd, unsigned long *cpu_ms, unsigned long *maxrss_kb)
 		return WEXITSTATUS(status) == 0 ? (shared->parsed ? "complete" : "unparsable") : "failed";
 	switch (WTERMSIG(status)) {
 	case SIGXCPU:
-	case SIGKILL:
 		return "cpu_limit";
+	case SIGKILL:	/* RLIMIT_CPU's hard limit, or else the OOM killer, or anyone */
+		return *cpu_ms >= ANALYZE_CPU_SECONDS * 1000UL ? "cpu_limit" : "killed";
 	case SIGALRM:
 		return "time_limit";
 	default:
@@ -279,8 +316,10 @@ write_doc(const char *path, const struct analysis_ctx *c)
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		return -1;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	analysis_json(g, shared, c);
-	yajl_gen_get_buf(g, &out, &len);
+	if (analysis_json(g, shared, c) < 0 || yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok) {
+		errno = EILSEQ;	/* (a value analysis_escape let through as not UTF-8) */
+		goto out;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		goto out;
@@ -293,10 +332,12 @@ write_doc(const char *path, const struct analysis_ctx *c)
 			break;
 		off += (size_t)w;
 	}
-	if (off == len && write(fd, "\n", 1) == 1 && fsync(fd) == 0 && close(fd) == 0) {
-		fd = -1;
+	if (off == len && write(fd, "\n", 1) == 1 && fsync(fd) == 0) {
+		int cr = close(fd);
+
+		fd = -1;	/* (closed even when close() fails: never twice) */
 		snprintf(meta, sizeof(meta), "%s/meta", spool);
-		if (rename(tmp, path) == 0 && fsync_path(meta) == 0)
+		if (cr == 0 && rename(tmp, path) == 0 && fsync_path(meta) == 0)
 			rc = 0;
 	}
 	if (fd >= 0)
@@ -308,26 +349,26 @@ out:
 	return rc;
 }
 
-/* emit - the event the document at path holds; 0 or -1 */
+/* emit - the event the document at path holds; 0 once a sink took it, else -1 */
 static int
 emit(const char *path, int replay)
 {
 	static struct field f[ANALYZE_EVENT_FIELDS];
 	static struct sink_peer p;
 	const char *pp[] = { "peer", NULL }, *ep[] = { "event", NULL };
-	yajl_val root, pv, ev;
+	yajl_val root = NULL, pv, ev;
 	char err[128], *buf;
 	size_t i, n = 0;
+	int rc;
 
-	if ((buf = slurp(path, ANALYZE_RESULTS_MAX, NULL)) == NULL)
-		return -1;
-	root = yajl_tree_parse(buf, err, sizeof(err));
-	free(buf);
-	if (root == NULL)
-		return -1;
+	if ((buf = slurp(path, ANALYZE_RESULTS_MAX, NULL)) != NULL) {
+		root = yajl_tree_parse(buf, err, sizeof(err));
+		free(buf);
+	}
 	pv = yajl_tree_get(root, pp, yajl_t_object);
 	ev = yajl_tree_get(root, ep, yajl_t_object);
 	if (pv == NULL || ev == NULL) {
+		fprintf(stderr, "decky-smtpd-analyze: %s: unreadable\n", path);
 		yajl_tree_free(root);
 		return -1;
 	}
@@ -358,9 +399,12 @@ emit(const char *path, int replay)
 		f[n++] = (struct field){ "REPLAY", "1", 1 };
 	sink.peer = &p;
 	sink.stalled = 0;	/* a journald that stalled once is tried again per message */
-	sink_send(&sink, "message_analyzed", ANALYZED_MESSAGE_ID, 6, f, n);
+	rc = sink_send(&sink, "message_analyzed", ANALYZED_MESSAGE_ID, 6, f, n);
+	sink.peer = NULL;	/* p.hostname points into root */
+	if (rc < 0)	/* the document stays .pending: a later run sends it */
+		fprintf(stderr, "decky-smtpd-analyze: %s: no sink took the event\n", path);
 	yajl_tree_free(root);
-	return 0;
+	return rc;
 }
 
 /* --- one message ------------------------------------------------------------------- */
@@ -378,12 +422,13 @@ ms_since(const struct timespec *t0)
 static int
 analyze(const char *dir, const char *name)
 {
-	char path[PATH_MAX], dest[PATH_MAX], pending[PATH_MAX], done[PATH_MAX], d2[PATH_MAX];
+	char path[PATH_MAX], dest[PATH_MAX], pending[PATH_MAX], sent[PATH_MAX], done[PATH_MAX];
+	char d2[PATH_MAX];
 	struct analysis_ctx c = { 0 };
 	struct timespec t0;
 	struct sidecar sc;
 	struct stat st;
-	int isnew = strcmp(dir, "new") == 0, have, replay = 0, fd;
+	int isnew = strcmp(dir, "new") == 0, have, replay = 0, young, fd;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", spool, dir, name);
 	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
@@ -391,20 +436,24 @@ analyze(const char *dir, const char *name)
 	snprintf(done, sizeof(done), "%s/meta/%s.analysis.json", spool, name);
 	if (!isnew && exists(done))
 		return 0;	/* (the common case, without reading the sidecar) */
-	have = find_sidecar(&sc, dir, name);
-	if (!have && time(NULL) - st.st_mtime < ANALYZE_SIDECAR_WAIT)
-		return 1;
+	young = time(NULL) - st.st_mtime < ANALYZE_SIDECAR_WAIT;
+	have = find_sidecar(&sc, dir, name, young);
+	if (!have && young)
+		return 1;	/* its sidecar is on the way */
 	if (!have)
 		snprintf(sc.stem, sizeof(sc.stem), "%s", name);
 	snprintf(done, sizeof(done), "%s/meta/%s.analysis.json", spool, sc.stem);
 	snprintf(pending, sizeof(pending), "%s/meta/%s.analysis.pending", spool, sc.stem);
+	snprintf(sent, sizeof(sent), "%s/meta/%s.analysis.sent", spool, sc.stem);
 	snprintf(dest, sizeof(dest), "%s/%s/%s", spool, isnew ? "cur" : dir, name);
 	if (exists(done)) {
 		if (isnew && rename(path, dest) == 0)	/* analysed: only the move was left */
 			fsync_path(dirname_of(dest, d2, sizeof(d2)));
 		goto out;
 	}
-	if (exists(pending)) {
+	if (exists(sent)) {
+		goto move;	/* its event went out: only the move and the mark are left */
+	} else if (exists(pending)) {
 		replay = 1;
 	} else {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -432,10 +481,14 @@ analyze(const char *dir, const char *name)
 			goto out;
 		}
 	}
-	if (emit(pending, replay) < 0) {
-		fprintf(stderr, "decky-smtpd-analyze: %s: unreadable\n", pending);
+	if (emit(pending, replay) < 0)
+		goto out;
+	if (rename(pending, sent) < 0) {
+		fprintf(stderr, "decky-smtpd-analyze: %s: %s\n", pending, strerror(errno));
 		goto out;
 	}
+	fsync_path(dirname_of(sent, d2, sizeof(d2)));
+move:
 	if (isnew) {
 		char nd[PATH_MAX];
 
@@ -447,7 +500,7 @@ analyze(const char *dir, const char *name)
 		fsync_path(dirname_of(dest, d2, sizeof(d2)));
 		fsync_path(nd);
 	}
-	if (rename(pending, done) == 0)
+	if (rename(sent, done) == 0)
 		fsync_path(dirname_of(done, d2, sizeof(d2)));
 out:
 	if (sc.root != NULL)
@@ -458,8 +511,10 @@ out:
 /* --- the spool ---------------------------------------------------------------------- */
 
 /*
- * settle - documents left .pending by a crash after the move to cur/: their event was
- * sent before the move, so only the last rename is left
+ * settle - documents left .sent by a crash after the move to cur/, where no scan sees
+ * their message: only the last rename is left.  (A .pending one whose message is in
+ * cur/ was left by an analyzer older than the .sent state, which moved the message
+ * after sending and before marking: the same.)
  */
 static void
 settle(void)
@@ -472,12 +527,16 @@ settle(void)
 	if ((d = opendir(p)) == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		size_t n = strlen(e->d_name);
+		size_t n = strlen(e->d_name), stem;
 		const char *sp[] = { "spool_file", NULL };
 		yajl_val root, f;
 		char cur[PATH_MAX];
 
-		if (n <= 17 || strcmp(e->d_name + n - 17, ".analysis.pending") != 0)
+		if (n > 17 && strcmp(e->d_name + n - 17, ".analysis.pending") == 0)
+			stem = n - 8;
+		else if (n > 14 && strcmp(e->d_name + n - 14, ".analysis.sent") == 0)
+			stem = n - 5;
+		else
 			continue;
 		snprintf(doc, sizeof(doc), "%s/%s", p, e->d_name);
 		if ((buf = slurp(doc, ANALYZE_RESULTS_MAX, NULL)) == NULL)
@@ -488,7 +547,7 @@ settle(void)
 		snprintf(cur, sizeof(cur), "%s/cur/", spool);
 		if (f != NULL && strncmp(f->u.string, cur, strlen(cur)) == 0 &&
 		    exists(f->u.string)) {
-			snprintf(done, sizeof(done), "%s/%.*s.json", p, (int)(n - 8), e->d_name);
+			snprintf(done, sizeof(done), "%s/%.*s.json", p, (int)stem, e->d_name);
 			if (rename(doc, done) == 0)
 				fsync_path(p);
 		}
@@ -573,8 +632,9 @@ main(int argc, char **argv)
 {
 	const char *log = "journal";
 	struct sigaction sa = { .sa_handler = on_term };
-	int watch = 0, i, ifd = -1;
+	int watch = 0, i;
 	unsigned waited = 0;
+	char cur[PATH_MAX];
 
 	spool = getenv("SMTP_SPOOL") ? getenv("SMTP_SPOOL") : "/var/lib/decky-smtpd";
 	for (i = 1; i < argc; i++) {
@@ -606,6 +666,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (watch && (ifd = watches()) < 0)
 		return 1;
+	snprintf(cur, sizeof(cur), "%s/cur", spool);
+	mkdir(cur, 0700);	/* (else only a session makes it, and every move would fail) */
 	settle();
 	while (!stop) {
 		int waiting = scan("new") + scan("partial");

@@ -203,7 +203,7 @@ text(GMimeObject *o, char *buf, size_t max)
 /* --- the byte scans ---------------------------------------------------------------- */
 
 struct scan {
-	size_t len, from;
+	size_t len;
 	unsigned flags;
 	unsigned char buf[SCAN_CARRY + MIME_CHUNK];
 };
@@ -218,13 +218,13 @@ le16(const unsigned char *p)
 static const char vba_ole[] = "_\0V\0B\0A\0_\0P\0R\0O\0J\0E\0C\0T\0";
 #define VBA_OLE_LEN	(sizeof(vba_ole) - 1)
 
-/* scan_step - look at buf from s->from; final: nothing more will come */
+/* scan_step - look at buf; final: nothing more will come */
 static void
 scan_step(struct scan *s, int final)
 {
 	size_t i, need = final ? 4 : SCAN_CARRY;
 
-	for (i = s->from; i + need <= s->len; i++) {
+	for (i = 0; i + need <= s->len; i++) {
 		const unsigned char *p = s->buf + i;
 
 		if (p[0] == 'P' && p[1] == 'K' && p[2] == 3 && p[3] == 4 && i + 30 <= s->len) {
@@ -249,7 +249,6 @@ scan_step(struct scan *s, int final)
 	/* what is left is shorter than SCAN_CARRY: keep it for the next chunk */
 	memmove(s->buf, s->buf + i, s->len - i);
 	s->len -= i;
-	s->from = 0;
 }
 
 /* --- one part ---------------------------------------------------------------- */
@@ -425,7 +424,7 @@ attachment(struct walk *w, GMimeObject *o, unsigned part, const char *type)
 		return;
 	SHA256_Init(&sha);
 	MD5_Init(&md5);
-	sc.len = sc.from = 0;
+	sc.len = 0;
 	sc.flags = 0;
 	/* the chunk is read into the scan buffer, behind what it carries over */
 	while ((k = g_mime_stream_read(s, (char *)sc.buf + sc.len, MIME_CHUNK)) > 0) {

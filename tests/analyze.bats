@@ -17,13 +17,14 @@ setup() {
 
 teardown() {
 	[ -n "${WATCHER:-}" ] && kill "$WATCHER" 2>/dev/null && wait "$WATCHER" 2>/dev/null
+	[ -n "${DECOY:-}" ] && kill "$DECOY" 2>/dev/null && wait "$DECOY" 2>/dev/null
 	return 0
 }
 
-# store KIND - build a message of KIND and send it through a session; its sidecar's
-# queue id in $QID, its file's name in $F, its session in $SID
+# store KIND - build a message of KIND (unless $MAIL/KIND is there) and send it through
+# a session; its sidecar's queue id in $QID, its file's name in $F, its session in $SID
 store() {
-	"$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
+	[ -f "$MAIL/$1" ] || "$TESTS/mkmail" "$1" "$MAIL/$1" || return 1
 	{
 		printf 'EHLO bot.example\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<v@example.org>\r\nDATA\r\n'
 		sed 's/^\./../' "$MAIL/$1"
@@ -207,6 +208,31 @@ expect_hashes() {
 	expect_hashes malformed "$QID"
 }
 
+@test "bidi and invisible format controls in a name or subject are escaped, so a .exe cannot pass for a .pdf" {
+	# U+202E (right-to-left override) in a RFC 2047 file name, U+200B and U+FEFF
+	# (zero-width) in the subject, U+061C in a second name
+	printf '%s\r\n' 'From: <s@example.org>' 'To: <v@example.org>' \
+	    'Subject: =?UTF-8?Q?pay=E2=80=8Bment=EF=BB=BF?=' 'MIME-Version: 1.0' \
+	    'Content-Type: multipart/mixed; boundary="b"' '' '--b' 'Content-Type: text/plain' '' 'see attached' \
+	    '--b' 'Content-Type: application/octet-stream' \
+	    'Content-Disposition: attachment; filename="=?UTF-8?Q?invoice=E2=80=AEfdp.exe?="' \
+	    'Content-Transfer-Encoding: base64' '' 'TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=' \
+	    '--b' 'Content-Type: text/plain' 'Content-Disposition: attachment' '' 'no name' \
+	    '--b' 'Content-Type: text/plain' 'Content-Disposition: attachment; filename="=?UTF-8?Q?a=D8=9Cb.txt?="' '' 'x' \
+	    '--b--' >"$MAIL/bidi"
+	store bidi
+	analyze
+	# (and the names pair with the types, "" for the one without a name)
+	[ "$(analyzed "$QID" attachment_name)" = 'invoice\u202efdp.exe||a\u061cb.txt' ]
+	[ "$(jq -r 'select(.event_type == "message_analyzed") | .attachment_type | length' "$AEVENTS")" -eq 3 ]
+	[ "$(analyzed "$QID" subject)" = 'pay\u200bment\ufeff' ]
+	doc=$(analyzed "$QID" analysis_file)
+	[ "$(jq -r '.attachments[0].name' "$doc")" = 'invoice\u202efdp.exe' ]
+	# nowhere in the event or the document a byte of U+202E, U+200B, U+FEFF or U+061C
+	run grep -l -e $'\xe2\x80\xae' -e $'\xe2\x80\x8b' -e $'\xef\xbb\xbf' -e $'\xd8\x9c' "$AEVENTS" "$doc"
+	[ "$status" -eq 1 ]
+}
+
 @test "a message cut off by a disconnect is analyzed as partial, stays in partial/, and only once" {
 	"$TESTS/mkmail" truncated "$MAIL/t"
 	{
@@ -269,6 +295,36 @@ expect_hashes() {
 	[ "$parent" -lt "$limit" ]
 }
 
+@test "a parser child keeps none of the analyzer's files, and one killed by SIGKILL is reported killed" {
+	export SMTP_SIZE_LIMIT=200000000 SMTP_SPOOL_BUDGET=0
+	BIG_MB=50 store big
+	"$ANALYZE" --watch --spool="$SMTP_SPOOL" --log=json:"$AEVENTS" &
+	WATCHER=$!
+	# its parser child, caught (without a fork per look) and stopped mid-parse
+	child=
+	for i in $(seq 20000); do
+		read -r child _ <"/proc/$WATCHER/task/$WATCHER/children" || true	# (no newline)
+		[ -n "$child" ] && break
+	done
+	[ -n "$child" ]
+	# past its set-up: the parser's own dup of the message is fd 4
+	for i in $(seq 2000); do
+		[ "$(readlink "/proc/$child/fd/4")" = "$SMTP_SPOOL/new/$F" ] && break
+	done
+	kill -STOP "$child"
+	fds=$(ls -l /proc/"$child"/fd/)
+	echo "$fds"
+	kill -9 "$child"
+	! grep -e inotify -e "$AEVENTS" -e socket: <<<"$fds" || fail "the child holds the analyzer's files"
+	for i in $(seq 50); do
+		[ -n "$(analyzed "$QID" result)" ] && break
+		sleep 0.1
+	done
+	[ "$(analyzed "$QID" result)" = killed ]
+	[ "$(analyzed "$QID" cpu_ms)" -lt 10000 ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+}
+
 @test "an analyzer killed at random points and run again analyzes nothing twice and misses nothing" {
 	n=24
 	for i in $(seq $n); do store mixed; done
@@ -290,7 +346,7 @@ expect_hashes() {
 	[ "$(ls "$SMTP_SPOOL/new" | wc -l)" -eq 0 ]
 	[ "$(ls "$SMTP_SPOOL/cur" | wc -l)" -eq $n ]
 	[ "$(ls "$SMTP_SPOOL"/meta/*.analysis.json | wc -l)" -eq $n ]
-	[ -z "$(ls "$SMTP_SPOOL"/meta/ | grep -e '\.pending$' -e '\.tmp$')" ]
+	[ -z "$(ls "$SMTP_SPOOL"/meta/ | grep -e '\.pending$' -e '\.sent$' -e '\.tmp$')" ]
 	for q in $(ls "$SMTP_SPOOL/cur"); do
 		all=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q) | .msg_id' "$AEVENTS" | wc -l)
 		first=$(jq -r --arg q "$q" 'select((.spool_file | split("/") | last) == $q and .replay == null) | .msg_id' "$AEVENTS" | wc -l)
@@ -317,12 +373,89 @@ expect_hashes() {
 	[ "$(analyzed "$QID" cpu_ms)" = "$before" ]	# from the document, not a new parse
 	[ -f "$SMTP_SPOOL/cur/$F" ]
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
-	# moved but not yet marked done: the mark alone is made, no event
-	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
+	# sent and moved but not yet marked done: the mark alone is made, no event
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.sent"
 	: >"$AEVENTS"
 	analyze
 	[ ! -s "$AEVENTS" ]
 	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	# the same left .pending by an analyzer older than the .sent state
+	mv "$SMTP_SPOOL/meta/$F.analysis.json" "$SMTP_SPOOL/meta/$F.analysis.pending"
+	analyze
+	[ ! -s "$AEVENTS" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+}
+
+@test "a message whose move to cur/ keeps failing has its event sent once; a missing cur/ is made" {
+	store office
+	# cur/ a file: the move fails (ENOTDIR), as would a full or read-only cur/
+	rm -rf "$SMTP_SPOOL/cur"
+	: >"$SMTP_SPOOL/cur"
+	analyze
+	[ "$(analyzed "$QID" flags)" = macro ]
+	[ -f "$SMTP_SPOOL/new/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.sent" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+	analyze
+	analyze
+	[ "$(jq -s length "$AEVENTS")" -eq 1 ]
+	# no cur/ at all: the analyzer makes it, moves the message, sends nothing again
+	rm "$SMTP_SPOOL/cur"
+	analyze
+	[ "$(jq -s length "$AEVENTS")" -eq 1 ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ ! -e "$SMTP_SPOOL/new/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.sent" ]
+}
+
+@test "an event no sink took leaves the message and its results in place, and a later run sends it" {
+	store office
+	# /dev/full as the only sink: every write of the event fails
+	run "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:/dev/full
+	echo "$output"
+	assert_output --partial "no sink took the event"
+	[ -f "$SMTP_SPOOL/new/$F" ]
+	[ ! -e "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	analyze
+	[ "$(analyzed "$QID" replay)" = 1 ]
+	[ "$(analyzed "$QID" flags)" = macro ]
+	[ -f "$SMTP_SPOOL/cur/$F" ]
+	[ -f "$SMTP_SPOOL/meta/$F.analysis.json" ]
+	[ ! -e "$SMTP_SPOOL/meta/$F.analysis.pending" ]
+}
+
+@test "a young message waits for its own sidecar without opening the others; an old one's is found by a scan" {
+	store html
+	young=$F yqid=$QID ysid=$SID
+	store office
+	old=$F oqid=$QID
+	# a decoy sidecar that records being opened: a FIFO whose writer's open
+	# returns only once a reader opens it
+	mkfifo "$SMTP_SPOOL/meta/decoy.json"
+	( exec 3>"$SMTP_SPOOL/meta/decoy.json"; : >"$BATS_TEST_TMPDIR/opened" ) &
+	DECOY=$!
+	mv "$SMTP_SPOOL/meta/$old.json" "$SMTP_SPOOL/meta/renamed.json"
+	touch -d '1 minute ago' "$SMTP_SPOOL/new/$old"
+	# the young message's sidecar still on its way, then there
+	mv "$SMTP_SPOOL/meta/$young.json" "$SMTP_SPOOL/meta/$young.hidden"
+	mv "$SMTP_SPOOL/new/$old" "$BATS_TEST_TMPDIR/$old"
+	timeout 20 "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:"$AEVENTS" &
+	pid=$!
+	sleep 1
+	mv "$SMTP_SPOOL/meta/$young.hidden" "$SMTP_SPOOL/meta/$young.json"
+	wait "$pid"
+	[ "$(analyzed "$yqid" session_id)" = "$ysid" ]
+	[ -f "$SMTP_SPOOL/cur/$young" ]
+	[ ! -e "$BATS_TEST_TMPDIR/opened" ] || fail "a young message's wait opened meta/decoy.json"
+	# past the wait, a sidecar under another name is looked for in all of meta/
+	mv "$BATS_TEST_TMPDIR/$old" "$SMTP_SPOOL/new/$old"
+	run timeout 20 "$ANALYZE" --once --spool="$SMTP_SPOOL" --log=json:"$AEVENTS"
+	assert_success
+	[ "$(analyzed "$oqid" meta_file)" = "$SMTP_SPOOL/meta/renamed.json" ]
+	[ "$(analyzed "$oqid" flags)" = macro ]
 }
 
 @test "in watch mode a stored message gets its event within seconds" {

@@ -59,7 +59,7 @@ PAGE=$TOP/man/decky-smtpd.8
 	lint_page "$apage"
 	names=$( {
 		# event fields and document keys (analysis.c), results (analyze.c)
-		grep -ohE '(str|numstr|num|key)\(g, "[A-Za-z0-9_]+"' "$TOP/analysis.c" | grep -oE '"[A-Za-z0-9_]+"$'
+		grep -ohE '(str|numstr|num|key|strings)\(g, "[A-Za-z0-9_]+"' "$TOP/analysis.c" | grep -oE '"[A-Za-z0-9_]+"$'
 		grep -oE 'return "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
 		grep -oE '\? "[a-z_]+" : "[a-z_]+"' "$TOP/analyze.c" | grep -oE '"[a-z_]+"'
 		# flags, attachment flags, GMime warnings, stages (mime.c), link flags (analysis.c)
@@ -67,8 +67,8 @@ PAGE=$TOP/man/decky-smtpd.8
 		grep -oE '\] = "[a-z_0-9]+"' "$TOP/mime.c" | grep -oE '"[a-z_0-9]+"'
 		grep -oE '"(userinfo|numeric_host|cut|encoded_host)"' "$TOP/analysis.c"
 		# every named limit
-		grep -ohE '^#define (ANALYZE|MIME|LINKS|REPORT)_[A-Z_]+' "$TOP/analyze.c" "$TOP/mime.h" "$TOP/links.h" "$TOP/analysis.h" | awk '{print $2}'
-	} | tr -d '"' | sort -u | grep -vx -e ANALYSIS_H -e REPORT_H -e MIME_H -e LINKS_H -e REPORT_VALUE_MAX -e event -e peer)
+		grep -ohE '^#define (ANALYZE|MIME|LINKS|ANALYSIS)_[A-Z_]+' "$TOP/analyze.c" "$TOP/mime.h" "$TOP/links.h" "$TOP/analysis.h" | awk '{print $2}'
+	} | tr -d '"' | sort -u | grep -vx -e ANALYSIS_H -e MIME_H -e LINKS_H -e ANALYSIS_VALUE_MAX -e event -e peer)
 	[ "$(wc -l <<<"$names")" -gt 80 ]
 	all_in "$apage" $names
 	grep -qx -- "-- $(sed -n 's/^#define ANALYZED_MESSAGE_ID.*"\([0-9a-f]*\)"/\1/p' "$TOP/analyze.c")" "$TOP/man/decky-smtpd-analyze.catalog"

@@ -1,10 +1,10 @@
 /*
  * analyze_fuzz.c - a libFuzzer target over the analyzer's parse path: the input is a
  * stored message, byte for byte, as decky-smtpd-analyze's child reads it.  It goes
- * through GMime, libxml2 and libmagic by mime.c and links.c, then report.c makes the
- * document and the event.  Every broken promise is an abort(): a count past its
+ * through GMime, libxml2 and libmagic by mime.c and links.c, then analysis.c makes
+ * the document and the event.  Every broken promise is an abort(): a count past its
  * bound, a string not NUL-terminated in its array, a document yajl cannot read back,
- * a value with a control byte or broken UTF-8.
+ * a value with a control byte, a bidi or invisible format control or broken UTF-8.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -22,17 +22,29 @@
 
 static struct mime_result r;
 
-/* clean - a string of the document: valid UTF-8 without control bytes */
+/*
+ * clean - a string of the document: valid UTF-8 without control bytes, and without
+ * the bidi and invisible format controls that change what a terminal shows (U+061C,
+ * U+200B-200F, U+202A-202E, U+2066-2069, U+FEFF)
+ */
 static void
 clean(const char *s)
 {
+	const unsigned char *u = (const unsigned char *)s;
 	size_t i, n = strlen(s);
 
-	if (!utf8_valid((const unsigned char *)s, n))
+	if (!utf8_valid(u, n))
 		abort();
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (i = 0; i < n; i++) {
+		if (u[i] < 0x20 || u[i] == 0x7f)
 			abort();
+		if ((u[i] == 0xd8 && u[i + 1] == 0x9c) ||
+		    (u[i] == 0xe2 && u[i + 1] == 0x80 && ((u[i + 2] >= 0x8b && u[i + 2] <= 0x8f) ||
+		    (u[i + 2] >= 0xaa && u[i + 2] <= 0xae))) ||
+		    (u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9) ||
+		    (u[i] == 0xef && u[i + 1] == 0xbb && u[i + 2] == 0xbf))
+			abort();
+	}
 }
 
 /* walk - every string of a parsed document */
@@ -131,7 +143,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		abort();
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	analysis_json(g, &r, &c);
+	if (analysis_json(g, &r, &c) < 0)
+		abort();
 	if (yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok || len == 0)
 		abort();
 	{
