@@ -256,7 +256,10 @@ recipe() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root for a private mount namespace"
 	traffic
 	"$TESTS/smtp-hostile-tls" 127.0.0.1 "$PORT"
-	wait_sessions 22
+	# a Subject in valid UTF-8 with a right-to-left override: "invoice<RLO>fdp.exe"
+	swaks --server 127.0.0.1 --port "$PORT" --to v@example.org \
+	    --header "Subject: invoice$(printf '\xe2\x80\xae')fdp.exe" --body x >/dev/null
+	wait_sessions 23
 	sid=$(jq -r 'select(.event_type == "auth_attempt" and .username == "esc") | .session_id' "$EVENTS")
 	ja4=$(jq -r 'select(.event_type == "tls" and .tls_result == "ok") | .ja4' "$EVENTS")
 	[ -n "$sid" ]
@@ -293,6 +296,7 @@ recipe() {
 	grep -qF "tls\\xffuser	$(printf 'L%.0s' $(seq 4999))\\x1b" "$all"	# 5000 bytes in TLS
 	grep -qF '\x1b[31mpwn\xe9' "$all"				# a Subject
 	grep -qF 'ad\x00min' "$all"
+	grep -qF 'invoice\u202efdp.exe' "$all"
 	# the files hold the bytes as they are
 	grep -qaF $'\x1b[31mred\x1b]0;owned\x07\x1b[2J' "$BATS_TEST_TMPDIR/work/creds.csv"
 	grep -qaF $'\x1b[31mred\x1b]0;owned\x07\x1b[2J' "$BATS_TEST_TMPDIR/work/session.export"
