@@ -183,7 +183,7 @@ PY
 	[ -z "$(grep -E '^(tmp|new|partial|meta) ' <<<"$output")" ]
 }
 
-@test "kill -9 at random points of a large DATA: the next message recovers every orphan, and the count stays exact" {
+@test "kill -9 at random points of a large DATA: the next message recovers every orphan; the count is exact, or whole reservation steps high" {
 	export SMTP_SPOOL_BUDGET=200000000
 	writer=$BATS_TEST_TMPDIR/writer.py
 	cat >"$writer" <<'PY'
@@ -233,8 +233,16 @@ PY
 		# a body of whole lines, cut anywhere, as it was written
 		[ -z "$(tr -d 'z\r\n' <"$f" | head -c 1)" ]
 	done
-	# every dead writer's reservation was released exactly
-	[ "$(cat "$SMTP_SPOOL/.usage")" -eq "$(kept_bytes)" ]
+	# every dead writer's reservation was released exactly, but for what decky-smtpd(8)
+	# allows: a writer killed in the instant between the count and its record (a few
+	# microseconds of each reservation step) leaves the count one step (SPOOL_RESERVE,
+	# 256 KiB) too high, never lower, never by another amount
+	usage=$((10#$(cat "$SMTP_SPOOL/.usage")))
+	kept=$(kept_bytes)
+	echo "usage $usage, kept $kept"
+	[ "$usage" -ge "$kept" ]
+	[ $(((usage - kept) % 262144)) -eq 0 ]
+	[ $(((usage - kept) / 262144)) -le 2 ]
 }
 
 @test "the fallback file is not written past 64 MiB: events journald refuses are then lost, the session unchanged" {
