@@ -13,7 +13,9 @@
  * use; its reservation is recorded in tmp/<stem>.res, which it holds locked, beside
  * tmp/<stem>, also locked.  A free lock proves the writer dead: the next message
  * opened sweeps tmp/, keeps what a dead writer left as partial (reason "orphan")
- * and releases its reservation.  It never touches a file outside its directory.
+ * and releases its reservation.  Each change to the count is announced in
+ * .usage.note first, so that one a process died in the middle of is finished by the
+ * next (mend).  It never touches a file outside its directory.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -107,6 +109,10 @@ fsync_dir(const char *dir, const char *name)
 
 /* --- the budget ---------------------------------------------------------------- */
 
+#define NOTE_AT		32	/* the note's place in .usage, past the count's line (mend) */
+#define NOTE_LEN	384	/* one note, padded: one write replaces it whole */
+#define NOTE_GONE	(~0ULL)	/* the record is removed */
+
 /* dir_bytes - the size of the files in dir/name (a recount, when .usage is gone) */
 static unsigned long long
 dir_bytes(const char *dir, const char *name, const char *suffix)
@@ -168,32 +174,39 @@ usage_lock(struct spool *sp)
 static int
 usage_put(int fd, unsigned long long n)
 {
-	char num[32];
-	int r = snprintf(num, sizeof(num), "%020llu\n", n);
+	char num[NOTE_AT + 1];
 
-	return pwrite(fd, num, (size_t)r, 0) == r ? 0 : -1;
+	/* the count's line, then a blank one up to the note */
+	snprintf(num, sizeof(num), "%020llu\n%*s\n", n, NOTE_AT - 22, "");
+	return pwrite(fd, num, NOTE_AT, 0) == NOTE_AT ? 0 : -1;
 }
 
+static void mend(struct spool *, unsigned long long count, const char *note);
+
 /*
- * usage_get - the count in the locked .usage.  A missing or empty one (a new spool,
- * or one an operator pruned) is recounted: the files kept, plus the reservations.
+ * usage_get - the count in the locked .usage, once what a dead process's change left
+ * undone is done (mend).  A missing or empty one (a new spool, or one an operator
+ * pruned) is recounted: the files kept, plus the reservations.
  */
 static unsigned long long
 usage_get(struct spool *sp, int fd)
 {
-	char num[32];
+	char buf[NOTE_AT + NOTE_LEN + 1];
 	unsigned long long n = 0;
 	ssize_t r;
 	size_t i;
 
-	if ((r = pread(fd, num, sizeof(num) - 1, 0)) > 0) {
-		num[r] = '\0';
-		return strtoull(num, NULL, 10);
+	if ((r = pread(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[r] = '\0';
+		n = strtoull(buf, NULL, 10);
+		if (r > NOTE_AT)
+			mend(sp, n, buf + NOTE_AT);
+		return n;
 	}
 	for (i = 1; i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
 		n += dir_bytes(sp->dir, subdirs[i], NULL);
 	n += dir_bytes(sp->dir, "tmp", ".res");
-	usage_put(fd, n);
+	usage_put(fd, n);	/* (a count made anew: no note speaks of it) */
 	return n;
 }
 
@@ -237,6 +250,65 @@ res_get(int fd, unsigned long long *r, unsigned long long *kept)
 	*kept = strtoull(end, NULL, 10);
 }
 
+/*
+ * The count and a message's record are two files, each written whole in one write,
+ * so a process killed between the two writes of one change would leave them apart
+ * (the count one step too high).  So a change is announced first, in the same file
+ * as the count, at NOTE_AT: the message's stem, the count the change leaves, and the
+ * reservation its record will then hold (or "-": no record).  The next process to
+ * take the lock finishes what a dead one began: if the count is the announced one and
+ * the stem's record is a dead process's and holds another reservation, it is made to
+ * hold the announced one, or removed (mend); what the record says is kept stays its
+ * own (place() and orphan() record that without changing the count).  A count the
+ * change did not write is not the announced one, and the record is left as it was:
+ * both are as before the change.
+ */
+static int dead(int dfd, const char *name, int mode);
+
+/* note - announce a change: stem's record holds reserved once the count is count */
+static void
+note(int ufd, const char *stem, unsigned long long count, unsigned long long reserved)
+{
+	char rec[NOTE_LEN];
+	int r;
+
+	if (reserved == NOTE_GONE)
+		r = snprintf(rec, sizeof(rec), "%s %020llu -", stem, count);
+	else
+		r = snprintf(rec, sizeof(rec), "%s %020llu %020llu", stem, count, reserved);
+	if (r < 0 || r >= NOTE_LEN - 1)
+		return;
+	memset(rec + r, ' ', NOTE_LEN - 1 - (size_t)r);
+	rec[NOTE_LEN - 1] = '\n';
+	(void)!pwrite(ufd, rec, NOTE_LEN, NOTE_AT);
+}
+
+/* mend - the announced change, finished if a dead process left it half done */
+static void
+mend(struct spool *sp, unsigned long long count, const char *rec)
+{
+	char p[4096], stem[256], rs[32];
+	unsigned long long c, r0, k0;
+	int rfd;
+
+	if (sscanf(rec, "%255s %llu %31s", stem, &c, rs) != 3 || c != count ||
+	    strchr(stem, '/') != NULL || stem[0] == '.' || strcmp(stem, sp->stem) == 0)
+		return;	/* (its own record: this process is alive) */
+	snprintf(p, sizeof(p), "%s/tmp/%s.res", sp->dir, stem);
+	if ((rfd = dead(AT_FDCWD, p, O_RDWR)) < 0)
+		return;
+	if (strcmp(rs, "-") == 0) {
+		unlink(p);
+	} else {
+		unsigned long long r = strtoull(rs, NULL, 10);
+
+		res_get(rfd, &r0, &k0);
+		if (r0 != r)
+			rec_put(rfd, r, k0);
+	}
+	close(rfd);
+}
+
 /* grant - up to want more bytes for this message, of what the budget has left */
 static void
 grant(struct spool *sp, unsigned long long *n, unsigned long long want)
@@ -249,22 +321,22 @@ grant(struct spool *sp, unsigned long long *n, unsigned long long want)
 	sp->reserved += want;
 }
 
-/*
- * take - reserve up to want more bytes.  .usage is written before the record: a
- * process killed between the two leaves the count too high, never too low.
- */
+/* take - reserve up to want more bytes: announced, counted, recorded (see mend) */
 static void
 take(struct spool *sp, unsigned long long want)
 {
-	unsigned long long n;
+	unsigned long long n, before = sp->reserved;
 	int fd;
 
 	if (sp->resfd < 0 || (fd = usage_lock(sp)) < 0)
 		return;
 	n = usage_get(sp, fd);
 	grant(sp, &n, want);
+	note(fd, sp->stem, n, sp->reserved);
 	if (usage_put(fd, n) == 0)
 		res_put(sp);
+	else
+		sp->reserved = before;	/* not counted: not held */
 	close(fd);
 }
 
@@ -279,11 +351,12 @@ release(struct spool *sp)
 	if (sp->resfd < 0)
 		return;
 	if ((fd = usage_lock(sp)) >= 0) {
-		/* the record goes first: killed here, the count stays high, not low */
+		/* announced, counted, then the record goes (see mend) */
+		n = less(usage_get(sp, fd), sp->reserved) + sp->kept;
+		note(fd, sp->stem, n, NOTE_GONE);
 		snprintf(p, sizeof(p), "%s/tmp/%s.res", sp->dir, sp->stem);
-		unlink(p);
-		n = usage_get(sp, fd);
-		usage_put(fd, less(n, sp->reserved) + sp->kept);
+		if (usage_put(fd, n) == 0)
+			unlink(p);
 		close(fd);
 	}
 	close(sp->resfd);
@@ -297,6 +370,19 @@ static int sidecar_out(yajl_gen, const char *tmp);
 static void json_str(yajl_gen, const char *key, const char *val);
 static void json_num(yajl_gen, const char *key, unsigned long long n);
 static void hex_digest(SHA256_CTX *, char out[65]);
+
+/*
+ * commit - a sweep's change to the count, for one dead writer's record: announced,
+ * counted (then the caller removes the record).  No count (no budget): nothing to do.
+ */
+static int
+commit(int ufd, const char *stem, unsigned long long n)
+{
+	if (ufd < 0)
+		return 0;
+	note(ufd, stem, n, NOTE_GONE);
+	return usage_put(ufd, n);
+}
 
 /* dead - fd/name opened, and its lock free (its writer is gone); -1 if alive or gone */
 static int
@@ -371,10 +457,10 @@ orphan_meta(struct spool *sp, const char *stem, const char *qid, const char *fil
  * so the count only goes down.  Killed half way, the next sweep does it again.
  */
 static void
-orphan(struct spool *sp, int dfd, const char *stem, unsigned long long *n)
+orphan(struct spool *sp, int ufd, int dfd, const char *stem, unsigned long long *n)
 {
 	char res[300], qid[32], file[4096], sha[65];
-	unsigned long long r = 0, kept = 0, metalen;
+	unsigned long long r = 0, kept = 0, metalen, n0 = *n;
 	SHA256_CTX c;
 	struct stat st;
 	long sec, usec = 0;
@@ -425,19 +511,52 @@ orphan(struct spool *sp, int dfd, const char *stem, unsigned long long *n)
 	kept = 0;
 done:
 	unlink_as(dfd, stem, ".json");
-	unlinkat(dfd, res, 0);
 	*n = less(*n, r) + kept;
+	if (commit(ufd, stem, *n) == 0)
+		unlinkat(dfd, res, 0);
+	else
+		*n = n0;	/* not counted: the record stays for the next sweep */
 out:
 	if (rfd >= 0)
 		close(rfd);
 	close(fd);
 }
 
+/*
+ * placed_sidecar - a dead writer's sidecar still in tmp/ once its message was placed
+ * (killed between the two renames): it follows the message into meta/, as the record
+ * counted it; a sidecar whose message is nowhere is removed, and kept less its bytes
+ */
+static void
+placed_sidecar(struct spool *sp, int dfd, const char *stem, unsigned long long *kept)
+{
+	static const char *const placed[] = { "new", "cur", "partial" };
+	char js[300], p[4096];
+	struct stat st;
+	size_t i;
+
+	snprintf(js, sizeof(js), "%s.json", stem);
+	if (fstatat(dfd, js, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return;
+	for (i = 0; i < sizeof(placed) / sizeof(placed[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s/%s", sp->dir, placed[i], stem);
+		if (access(p, F_OK) == 0)
+			break;
+	}
+	snprintf(p, sizeof(p), "%s/meta/%s.json", sp->dir, stem);
+	if (i < sizeof(placed) / sizeof(placed[0]) && renameat(dfd, js, AT_FDCWD, p) == 0) {
+		fsync_dir(sp->dir, "meta");
+		return;
+	}
+	unlinkat(dfd, js, 0);
+	*kept = less(*kept, (unsigned long long)st.st_size);
+}
+
 /* stray - a dead writer's record whose message it had already placed or dropped */
 static void
-stray(int dfd, const char *name, unsigned long long *n)
+stray(struct spool *sp, int ufd, int dfd, const char *name, unsigned long long *n)
 {
-	unsigned long long r, kept;
+	unsigned long long r, kept, n1;
 	char stem[256];
 	int fd;
 
@@ -445,9 +564,12 @@ stray(int dfd, const char *name, unsigned long long *n)
 		return;
 	res_get(fd, &r, &kept);
 	snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(name) - 4), name);
-	unlink_as(dfd, stem, ".json");
-	unlinkat(dfd, name, 0);
-	*n = less(*n, r) + kept;
+	placed_sidecar(sp, dfd, stem, &kept);
+	n1 = less(*n, r) + kept;
+	if (commit(ufd, stem, n1) == 0) {
+		unlinkat(dfd, name, 0);
+		*n = n1;
+	}
 	close(fd);
 }
 
@@ -470,7 +592,7 @@ ends(const char *name, const char *suffix, char *stem, size_t stemsize)
  * a readdir of tmp/, which holds only the messages being written.
  */
 static void
-sweep(struct spool *sp, unsigned long long *n)
+sweep(struct spool *sp, int ufd, unsigned long long *n)
 {
 	char p[4096], stem[256];
 	struct dirent *e;
@@ -486,7 +608,7 @@ sweep(struct spool *sp, unsigned long long *n)
 			continue;
 		if (ends(e->d_name, ".res", stem, sizeof(stem))) {
 			if (faccessat(dfd, stem, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-				stray(dfd, e->d_name, n);
+				stray(sp, ufd, dfd, e->d_name, n);
 		} else if (ends(e->d_name, ".json", stem, sizeof(stem))) {
 			char res[300];
 
@@ -495,7 +617,7 @@ sweep(struct spool *sp, unsigned long long *n)
 			    faccessat(dfd, res, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 				unlinkat(dfd, e->d_name, 0);
 		} else {
-			orphan(sp, dfd, e->d_name, n);
+			orphan(sp, ufd, dfd, e->d_name, n);
 		}
 	}
 	closedir(d);
@@ -509,14 +631,13 @@ sweep_locked(struct spool *sp)
 	int fd;
 
 	if (sp->budget == 0) {
-		sweep(sp, &n);
+		sweep(sp, -1, &n);
 		return;
 	}
 	if ((fd = usage_lock(sp)) < 0)
 		return;
 	n = usage_get(sp, fd);
-	sweep(sp, &n);
-	usage_put(fd, n);
+	sweep(sp, fd, &n);
 	close(fd);
 }
 
@@ -544,10 +665,8 @@ spool_room(void *ctx)
 		return 1;
 	if ((fd = usage_lock(sp)) < 0)
 		return 0;
-	if ((n = usage_get(sp, fd)) + SPOOL_META_RESERVE >= sp->budget) {
-		sweep(sp, &n);
-		usage_put(fd, n);
-	}
+	if ((n = usage_get(sp, fd)) + SPOOL_META_RESERVE >= sp->budget)
+		sweep(sp, fd, &n);	/* (each change it makes is counted as it is made) */
 	/* a message needs room for a byte and its sidecar */
 	ok = n + SPOOL_META_RESERVE < sp->budget;
 	close(fd);
@@ -601,6 +720,7 @@ reserve(struct spool *sp, int ufd)
 	}
 	n = usage_get(sp, ufd);
 	grant(sp, &n, SPOOL_RESERVE);
+	note(ufd, sp->stem, n, sp->reserved);
 	if (usage_put(ufd, n) == 0)
 		res_put(sp);
 	else
@@ -741,8 +861,7 @@ spool_open(void *ctx, char *qid, size_t qidsize)
 	else if ((ufd = usage_lock(sp)) >= 0) {
 		unsigned long long n = usage_get(sp, ufd);
 
-		sweep(sp, &n);
-		usage_put(ufd, n);
+		sweep(sp, ufd, &n);
 	} else
 		return -1;
 	gettimeofday(&tv, NULL);

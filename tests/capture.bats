@@ -198,7 +198,7 @@ PY
 	[ "$(event_field message_partial stored_bytes)" -eq $((20000 - 8192)) ]
 	total=$(( $(stat -c %s "$f") + $(stat -c %s "$m") ))
 	[ "$total" -le 20000 ]
-	[ "$(cat "$SMTP_SPOOL/.usage")" -eq "$total" ]
+	[ "$(head -n 1 "$SMTP_SPOOL/.usage")" -eq "$total" ]
 }
 
 @test "RSET between BDAT chunks keeps what came as partial" {
