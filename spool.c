@@ -14,8 +14,8 @@
  * tmp/<stem>, also locked.  A free lock proves the writer dead: the next message
  * opened sweeps tmp/, keeps what a dead writer left as partial (reason "orphan")
  * and releases its reservation.  Each change to the count is announced in
- * .usage.note first, so that one a process died in the middle of is finished by the
- * next (mend).  It never touches a file outside its directory.
+ * .usage first, so that one a process died in the middle of is finished by the next
+ * (mend).  It never touches a file outside its directory.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -43,7 +43,7 @@ spool_init(struct spool *sp, const char *dir, unsigned long long budget,
 {
 	/* the fields, not the 76 KiB of buffers: a page not touched is memory not used */
 	memset(sp, 0, offsetof(struct spool, tmp));
-	sp->tmp[0] = sp->path[0] = sp->meta[0] = sp->qid[0] = '\0';
+	sp->tmp[0] = sp->path[0] = sp->meta[0] = sp->qid[0] = sp->stem[0] = '\0';
 	sp->buflen = 0;
 	sp->dir = dir;
 	sp->budget = budget;
@@ -283,6 +283,14 @@ note(int ufd, const char *stem, unsigned long long count, unsigned long long res
 	(void)!pwrite(ufd, rec, NOTE_LEN, NOTE_AT);
 }
 
+/* change - a change to the count: announced, then counted; 0 once counted */
+static int
+change(int ufd, const char *stem, unsigned long long count, unsigned long long reserved)
+{
+	note(ufd, stem, count, reserved);
+	return usage_put(ufd, count);
+}
+
 /* mend - the announced change, finished if a dead process left it half done */
 static void
 mend(struct spool *sp, unsigned long long count, const char *rec)
@@ -332,8 +340,7 @@ take(struct spool *sp, unsigned long long want)
 		return;
 	n = usage_get(sp, fd);
 	grant(sp, &n, want);
-	note(fd, sp->stem, n, sp->reserved);
-	if (usage_put(fd, n) == 0)
+	if (change(fd, sp->stem, n, sp->reserved) == 0)
 		res_put(sp);
 	else
 		sp->reserved = before;	/* not counted: not held */
@@ -353,9 +360,8 @@ release(struct spool *sp)
 	if ((fd = usage_lock(sp)) >= 0) {
 		/* announced, counted, then the record goes (see mend) */
 		n = less(usage_get(sp, fd), sp->reserved) + sp->kept;
-		note(fd, sp->stem, n, NOTE_GONE);
 		snprintf(p, sizeof(p), "%s/tmp/%s.res", sp->dir, sp->stem);
-		if (usage_put(fd, n) == 0)
+		if (change(fd, sp->stem, n, NOTE_GONE) == 0)
 			unlink(p);
 		close(fd);
 	}
@@ -371,17 +377,11 @@ static void json_str(yajl_gen, const char *key, const char *val);
 static void json_num(yajl_gen, const char *key, unsigned long long n);
 static void hex_digest(SHA256_CTX *, char out[65]);
 
-/*
- * commit - a sweep's change to the count, for one dead writer's record: announced,
- * counted (then the caller removes the record).  No count (no budget): nothing to do.
- */
+/* commit - a sweep's change for a dead writer's record, which then goes; no budget: none */
 static int
 commit(int ufd, const char *stem, unsigned long long n)
 {
-	if (ufd < 0)
-		return 0;
-	note(ufd, stem, n, NOTE_GONE);
-	return usage_put(ufd, n);
+	return ufd < 0 ? 0 : change(ufd, stem, n, NOTE_GONE);
 }
 
 /* dead - fd/name opened, and its lock free (its writer is gone); -1 if alive or gone */
@@ -720,8 +720,7 @@ reserve(struct spool *sp, int ufd)
 	}
 	n = usage_get(sp, ufd);
 	grant(sp, &n, SPOOL_RESERVE);
-	note(ufd, sp->stem, n, sp->reserved);
-	if (usage_put(ufd, n) == 0)
+	if (change(ufd, sp->stem, n, sp->reserved) == 0)
 		res_put(sp);
 	else
 		sp->reserved = 0;
